@@ -1,0 +1,22 @@
+-- Valid rows of one staged file -> core.call_version, pseudonymised, contact fields and
+-- narrative left behind. {typed}: the typed staging table (identifier).
+-- Parameters: file_id, extract_date, inner_key, outer_key (HMAC pads, see core.hmac_sha256_hex).
+INSERT INTO core.call_version (
+    agency_code, incident_id, file_id, extract_date, record_version, call_received_at,
+    cleared_at, call_source, call_type, patrol_zone, clearance_status, charges_laid,
+    relationship, weapon, injury_level, children_present, substance_involved, consent_status,
+    consent_recorded_at, consent_officer_id, victim_key, accused_key, address_key,
+    responding_officer_id)
+SELECT t.agency_code, t.incident_id, %(file_id)s, %(extract_date)s, t.record_version_int,
+       t.call_received_ts, t.cleared_ts, t.call_source, t.call_type, t.patrol_zone,
+       t.clearance_status, t.charges_laid_int, t.relationship, t.weapon, t.injury_level,
+       t.children_present_bool, t.substance_involved_bool, t.consent_status,
+       t.consent_recorded_ts, t.consent_officer_id,
+       core.hmac_sha256_hex(%(inner_key)s, %(outer_key)s, 'person:' || t.agency_code || ':' || t.victim_person_id),
+       core.hmac_sha256_hex(%(inner_key)s, %(outer_key)s, 'person:' || t.agency_code || ':' || t.accused_person_id),
+       core.hmac_sha256_hex(%(inner_key)s, %(outer_key)s, 'address:' || t.agency_code || ':' || t.address_id),
+       t.responding_officer_id
+FROM {typed} AS t
+WHERE NOT EXISTS (SELECT 1 FROM ops.quarantine_row q
+                  WHERE q.file_id = %(file_id)s AND q.row_number = t.row_number)
+ON CONFLICT (agency_code, incident_id, file_id) DO NOTHING

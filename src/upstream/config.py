@@ -1,0 +1,133 @@
+"""The one place where Upstream reads its configuration.
+
+Every setting is an environment variable with a safe local default; the README has the table.
+Nothing here imports pandas, GX, psycopg or Airflow, so DAG files may import it at parse time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SQL_DIR = REPO_ROOT / "include" / "sql"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"setting {name} must be a number, got {raw!r}") from exc
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"setting {name} must be a whole number, got {raw!r}") from exc
+
+
+def home_dir() -> Path:
+    """Local state (embedded database, landing area, Airflow home, keys); git-ignored."""
+    return Path(_env("UPSTREAM_HOME", str(REPO_ROOT / ".upstream"))).resolve()
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str | None  # None: use the embedded PostgreSQL under home/pgdata
+    landing_dir: Path
+    agencies: tuple[str, ...]
+    timezone: ZoneInfo
+    quarantine_max_share: float
+    quarantine_warn_share: float
+    manifest_poke_seconds: int
+    manifest_deadline_seconds: int
+    file_retention_days: int
+    gx_dir: Path
+    airflow_base_url: str
+    alert_email_to: tuple[str, ...]
+    alert_webhook_url: str | None
+    smtp_conn_id: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+
+def _database_url_from_env() -> str | None:
+    url = _env("UPSTREAM_DATABASE_URL")
+    if url:
+        return url
+    # The same setting as an Airflow connection URI, for deployments that keep secrets there.
+    conn = _env("AIRFLOW_CONN_UPSTREAM_WAREHOUSE")
+    if conn:
+        return conn.replace("postgres://", "postgresql://", 1)
+    return None
+
+
+def load_settings() -> Settings:
+    home = home_dir()
+    agencies = tuple(
+        a.strip().upper() for a in (_env("UPSTREAM_AGENCIES", "WPS") or "").split(",") if a.strip()
+    )
+    for agency in agencies:
+        if not (2 <= len(agency) <= 6 and agency.isascii() and agency.isalpha()):
+            raise ValueError(f"UPSTREAM_AGENCIES: {agency!r} is not a 2-6 letter agency code")
+    max_share = _float("UPSTREAM_QUARANTINE_MAX_SHARE", 0.05)
+    warn_share = _float("UPSTREAM_QUARANTINE_WARN_SHARE", 0.01)
+    if not 0 <= warn_share <= max_share <= 1:
+        raise ValueError(
+            "UPSTREAM_QUARANTINE_WARN_SHARE must be between 0 and UPSTREAM_QUARANTINE_MAX_SHARE (<= 1)"
+        )
+    return Settings(
+        home=home,
+        database_url=_database_url_from_env(),
+        landing_dir=Path(_env("UPSTREAM_LANDING_DIR", str(home / "landing"))).resolve(),
+        agencies=agencies,
+        timezone=ZoneInfo(_env("UPSTREAM_TIMEZONE", "America/Toronto")),
+        quarantine_max_share=max_share,
+        quarantine_warn_share=warn_share,
+        manifest_poke_seconds=_int("UPSTREAM_MANIFEST_POKE_SECONDS", 300),
+        manifest_deadline_seconds=_int("UPSTREAM_MANIFEST_DEADLINE_SECONDS", 6 * 3600),
+        file_retention_days=_int("UPSTREAM_FILE_RETENTION_DAYS", 30),
+        gx_dir=Path(_env("UPSTREAM_GX_DIR", str(home / "gx"))).resolve(),
+        airflow_base_url=(_env("UPSTREAM_AIRFLOW_BASE_URL", "http://localhost:8080") or "").rstrip("/"),
+        alert_email_to=tuple(
+            a.strip() for a in (_env("UPSTREAM_ALERT_EMAIL_TO", "") or "").split(",") if a.strip()
+        ),
+        alert_webhook_url=_env("UPSTREAM_ALERT_WEBHOOK_URL"),
+        smtp_conn_id=_env("UPSTREAM_SMTP_CONN_ID", "smtp_default") or "smtp_default",
+    )
+
+
+def pseudonym_key() -> bytes:
+    """The HMAC key for pseudonyms. From UPSTREAM_PSEUDONYM_KEY, else a key file under home.
+
+    The local file is generated once (0600) and reused, so pseudonyms stay stable between runs.
+    """
+    raw = _env("UPSTREAM_PSEUDONYM_KEY")
+    if raw:
+        return raw.encode("utf-8")
+    key_file = Path(_env("UPSTREAM_PSEUDONYM_KEY_FILE", str(home_dir() / "secrets" / "pseudonym.key")))
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return key_file.read_text().strip().encode("utf-8")

