@@ -122,9 +122,9 @@ _CHARGE_RATE_BY_TYPE = {  # call-type mix below times these rates gives ~55% cle
     "ipv_dispute_verbal": 0.20,
     "ipv_other": 0.35,
 }
-_CHRONIC_SHARE = 0.29  # share of calls from the recurring-household pool -> ~28% repeat victims
-_CHRONIC_CALLS_PER_YEAR = 4.0  # per recurring household; almost all have a prior call within a year
-_HOUSEHOLD_EPOCH_DAYS = 540  # households rotate out of the recurring pool (staggered)
+_CHRONIC_SHARE = 0.31  # share of calls from the recurring-household pool -> ~25-30% repeat victims
+_CHRONIC_CALLS_PER_YEAR = 6.0  # per recurring household; almost all have a prior call within a year
+_HOUSEHOLD_EPOCH_DAYS = 730  # households rotate out of the recurring pool (staggered)
 _CORRECTION_SHARE = 0.03
 _CORRECTION_MAX_LAG = 10
 _BAD_FILE_PERIOD = 10  # every 10th day (per agency offset) is a broken delivery when bad_files
@@ -272,7 +272,9 @@ def _utc(ts: datetime) -> datetime:
 
 
 def _default_generated_at(extract_date: date, hour: int = 1) -> datetime:
-    return datetime.combine(extract_date + timedelta(days=1), time(hour, 5), tzinfo=TZ)
+    # Round-trip through UTC so a wall time skipped by DST (02:05 in spring) is shown as the
+    # real local time with its real offset.
+    return _local(datetime.combine(extract_date + timedelta(days=1), time(hour, 5), tzinfo=TZ))
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -762,7 +764,7 @@ class _Agency:
         return random.Random(":".join([self.key, *map(str, parts)]))
 
     def household(self, slot: int, d: date) -> _Household:
-        # Households leave the recurring pool after ~18 months (staggered per slot) and a new
+        # Households leave the recurring pool after ~2 years (staggered per slot) and a new
         # one takes the slot, so "repeat victim" stays a recent-history notion.
         epoch = (d.toordinal() + slot * 37) // _HOUSEHOLD_EPOCH_DAYS
         cached = self._household_cache.get((slot, epoch))
@@ -1003,7 +1005,8 @@ def write_large_extract(
     """Stream n_rows valid rows to `path` in constant memory and write the manifest beside it.
 
     Name `path` by the contract (<AGENCY>_ipv_calls_<date>.csv) if a pipeline is to read it.
-    Rows cycle through a pool of pre-rendered valid rows; only incident_id changes per row.
+    Rows cycle through a pool of 1024 pre-rendered valid rows; only incident_id changes per row
+    (so victims, addresses and timestamps repeat; every row is still valid on its own).
     """
     if n_rows < 0:
         raise ValueError("n_rows must not be negative")
@@ -1016,35 +1019,37 @@ def write_large_extract(
     start, end = _day_bounds(extract_date)
     length = int((end - start).total_seconds())
     assert COLUMNS[:2] == ("agency_code", "incident_id")
+    # The pool rows are rendered by csv.writer once (quoting included); per row only the
+    # incident_id is formatted, and it never needs quoting (A-Z 0-9 - only).
     pool = []
     for _ in range(1024):
         changed = start + timedelta(seconds=rng.randrange(length))
         call = changed - timedelta(seconds=rng.randint(900, 6 * 3600))
         row = _row(rng, agency_code, "X", call, None, changed, {})
-        pool.append(tuple(_fmt(row[c]) for c in COLUMNS[2:]))
+        buf = io.StringIO(newline="")
+        csv.writer(buf, lineterminator="\n").writerow([_fmt(row[c]) for c in COLUMNS[2:]])
+        pool.append(buf.getvalue())
     width = max(6, len(str(n_rows)))
-    prefix = f"{agency_code}-{extract_date.year}-"
-    assert _INCIDENT_ID_RE.match(f"{prefix}{n_rows:0{width}d}")
+    prefix = f"{agency_code},{agency_code}-{extract_date.year}-"
+    assert _INCIDENT_ID_RE.match(f"{agency_code}-{extract_date.year}-{n_rows:0{width}d}")
 
     digest = hashlib.sha256()
-    chunk = 20_000
+    header = io.StringIO(newline="")
+    csv.writer(header, lineterminator="\n").writerow(COLUMNS)
+    chunk = 50_000
     with path.open("wb") as fh:
-        buf = io.StringIO(newline="")
-        csv.writer(buf, lineterminator="\n").writerow(COLUMNS)
-        for lo in range(0, n_rows, chunk):
-            writer = csv.writer(buf, lineterminator="\n")
-            # 7919 is odd, so i * 7919 walks the whole 1024-row pool before repeating.
-            writer.writerows(
-                (agency_code, f"{prefix}{i:0{width}d}", *pool[(i * 7919) & 1023])
-                for i in range(lo, min(lo + chunk, n_rows))
-            )
-            data = buf.getvalue().encode("utf-8")
-            digest.update(data)
-            fh.write(data)
-            buf = io.StringIO(newline="")
-        data = buf.getvalue().encode("utf-8")  # header only, when n_rows == 0
+        data = header.getvalue().encode("utf-8")
         digest.update(data)
         fh.write(data)
+        for lo in range(0, n_rows, chunk):
+            # 7919 is odd, so i * 7919 walks the whole 1024-row pool before repeating.
+            text = "".join(
+                f"{prefix}{i:0{width}d},{pool[(i * 7919) & 1023]}"
+                for i in range(lo, min(lo + chunk, n_rows))
+            )
+            data = text.encode("utf-8")
+            digest.update(data)
+            fh.write(data)
     _atomic_write(
         manifest_path,
         _manifest(

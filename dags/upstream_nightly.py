@@ -1,0 +1,99 @@
+"""
+### Upstream nightly: pull, verify, validate and load each agency's IPV call extract
+
+Runs at 03:00 America/Toronto for the **previous day's** extract of every agency in
+`UPSTREAM_AGENCIES`, one task group per agency (one failing agency does not block the others):
+
+1. **wait_for_manifest**: reschedule-mode sensor; the manifest is written after the data file
+   is complete. Fails with a clear alert after `UPSTREAM_MANIFEST_DEADLINE_SECONDS`.
+2. **verify_manifest**: extract_version, agency, date, file name, sha256.
+3. **validate_and_load**: COPY into a staging table, Great Expectations suite (one expectation
+   per contract rule, Data Docs path in the log), quarantine of bad rows (refuse the file above
+   `UPSTREAM_QUARANTINE_MAX_SHARE`), one set-based merge honouring `record_version`, staging
+   dropped. Validation and load share one task because the raw file may exist in the database
+   only while this step runs. Publishes the `upstream_loaded_calls` Asset.
+
+Reprocess a day: *Trigger DAG* with the `extract_date` param (a loaded file is a no-op; a
+corrected re-extract replaces the day). Backfill: `airflow backfill create --dag-id
+upstream_nightly --from-date ... --to-date ...` or the UI's backfill dialog.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, TaskGroup, dag, task
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from upstream.assets import LOADED_CALLS
+from upstream.config import load_settings
+from upstream.notify import DataTeamNotifier
+
+SETTINGS = load_settings()
+
+
+def _extract_date(context) -> str | None:
+    from upstream.dates import extract_date_from_context
+
+    return extract_date_from_context(context).isoformat()
+
+
+@task.sensor(
+    mode="reschedule",
+    poke_interval=SETTINGS.manifest_poke_seconds,
+    timeout=SETTINGS.manifest_deadline_seconds,
+    retries=0,
+)
+def wait_for_manifest(agency: str, **context) -> bool:
+    from upstream import orchestration
+
+    return orchestration.manifest_arrived(agency, context)
+
+
+@task
+def verify_manifest(agency: str, **context) -> dict:
+    from upstream import orchestration
+
+    return orchestration.verify_manifest(agency, context)
+
+
+@task(outlets=[LOADED_CALLS])
+def validate_and_load(agency: str, **context) -> dict:
+    from upstream import orchestration
+
+    return orchestration.validate_and_load(agency, context)
+
+
+@dag(
+    dag_id="upstream_nightly",
+    schedule=CronTriggerTimetable("0 3 * * *", timezone=str(SETTINGS.timezone)),
+    start_date=datetime(2024, 5, 1, tzinfo=SETTINGS.timezone),
+    catchup=False,
+    max_active_runs=1,  # days load in order: corrections are judged against earlier days
+    doc_md=__doc__,
+    tags=["upstream", "ingest", "nightly"],
+    params={
+        "extract_date": Param(
+            None, type=["null", "string"], format="date",
+            description="Extract day to (re)process, YYYY-MM-DD. Empty: the day before the run.",
+        ),
+    },
+    default_args={
+        "owner": "upstream-data-team",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=30),
+        "on_failure_callback": DataTeamNotifier(resolve_extract_date=_extract_date),
+    },
+)
+def upstream_nightly():
+    for agency in SETTINGS.agencies:
+        with TaskGroup(group_id=agency, tooltip=f"{agency} extract"):
+            arrived = wait_for_manifest.override(task_id="wait_for_manifest")(agency)
+            verified = verify_manifest.override(task_id="verify_manifest")(agency)
+            loaded = validate_and_load.override(task_id="validate_and_load")(agency)
+            arrived >> verified >> loaded
+
+
+upstream_nightly()

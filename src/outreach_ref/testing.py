@@ -1,0 +1,385 @@
+"""Start the reference Outreach server from tests, over real HTTP on loopback.
+
+    from outreach_ref import ServiceConfig
+    from outreach_ref.testing import run_server
+
+    with run_server(ServiceConfig(token="test-token", error_rate=0.2, seed=7)) as server:
+        # `server` IS the base URL (a str subclass), e.g. "http://127.0.0.1:43121"
+        httpx.post(f"{server}/v1/referrals", ...)
+        server.set_faults(error_rate=0.0)     # change faults at runtime (POST /_admin/faults)
+        server.restart()                     # new process, same port, same SQLite file
+        server.referrals()                   # what the server holds (GET /_admin/referrals)
+
+Modes: ``mode="subprocess"`` (default) runs ``python -m outreach_ref`` in a child process, so
+it can really be killed (``kill()`` = SIGKILL) and restarted; ``mode="thread"`` runs uvicorn
+in a daemon thread of the current process (no process boundary; ``kill()`` = immediate stop).
+
+The listening socket is created here and inherited by the child, so the port is known at once
+and is the same after ``restart()``; connections made while it restarts wait in the backlog
+and are served by the new process. After ``stop()``/``kill()`` the listener is closed
+(connection refused) until ``start()`` binds the same port again.
+
+Fault settings changed at runtime through ``/_admin/faults`` live in the server process only:
+a restart goes back to the config (pass ``restart(config=...)`` to change it). When
+``config.db_path`` is ``None`` a temporary SQLite file is used (kept across restarts, deleted
+by ``close()``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .config import ENV_PREFIX, ServiceConfig
+from .server import listening_socket
+
+__all__ = ["OutreachServer", "run_server", "start_server"]
+
+_SRC_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+class _Runner:
+    """Owns the listening socket and the running server (process or thread)."""
+
+    def __init__(self, config: ServiceConfig, host: str, port: int, mode: str, log_path: Path,
+                 startup_timeout: float, log_level: str) -> None:
+        if mode not in ("subprocess", "thread"):
+            raise ValueError("mode must be 'subprocess' or 'thread'")
+        self.config = config
+        self.host = host
+        self.port = port
+        self.mode = mode
+        self.log_path = log_path
+        self.startup_timeout = startup_timeout
+        self.log_level = log_level
+        self.sock: socket.socket | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.thread: threading.Thread | None = None
+        self.uvicorn_server: Any = None
+        self.pid: int | None = None
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # ------------------------------------------------------------------ lifecycle
+    def ensure_listener(self) -> None:
+        if self.sock is None:
+            self.sock = listening_socket(self.host, self.port)
+            self.port = self.sock.getsockname()[1]
+
+    def close_listener(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    @property
+    def running(self) -> bool:
+        if self.mode == "subprocess":
+            return self.proc is not None and self.proc.poll() is None
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.ensure_listener()
+        assert self.sock is not None
+        if self.mode == "subprocess":
+            self._start_process()
+        else:
+            self._start_thread()
+        self._wait_ready()
+
+    def _start_process(self) -> None:
+        assert self.sock is not None
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+        env.update(self.config.to_env())
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC_DIR, env.get("PYTHONPATH")) if p)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        fd = self.sock.fileno()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "outreach_ref", "--fd", str(fd),
+                 "--log-level", self.log_level, "--parent-pid", str(os.getpid())],
+                env=env,
+                pass_fds=(fd,),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                close_fds=True,
+            )
+        self.pid = self.proc.pid
+
+    def _start_thread(self) -> None:
+        import uvicorn
+
+        from .app import create_app
+        from .server import uvicorn_config
+
+        assert self.sock is not None
+        app = create_app(self.config)
+        server = uvicorn.Server(uvicorn_config(app, log_level=self.log_level))
+        sock = self.sock.dup()  # uvicorn closes the sockets it serves on at shutdown
+        self.uvicorn_server = server
+        self.thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="outreach-ref-server", daemon=True
+        )
+        self.thread.start()
+        self.pid = os.getpid()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        headers = {"Authorization": f"Bearer {self.config.effective_admin_token}"}
+        url = f"{self.base_url}/_admin/health" if self.config.admin_enabled else f"{self.base_url}/"
+        with httpx.Client(timeout=0.25, headers=headers) as client:
+            while True:
+                if not self.running:
+                    raise RuntimeError(
+                        f"outreach reference server exited during startup; log:\n{self.log_tail()}"
+                    )
+                try:
+                    client.get(url)
+                    return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    self.stop(close_listener=False)
+                    raise RuntimeError(
+                        f"outreach reference server did not answer within {self.startup_timeout}s;"
+                        f" log:\n{self.log_tail()}"
+                    )
+                time.sleep(0.02)
+
+    def stop(self, *, hard: bool = False, close_listener: bool = True, timeout: float = 5.0) -> None:
+        if self.mode == "subprocess":
+            proc = self.proc
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGKILL if hard else signal.SIGTERM)
+                try:
+                    proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=timeout)
+            self.proc = None
+        else:
+            server, thread = self.uvicorn_server, self.thread
+            if server is not None and thread is not None:
+                server.should_exit = True
+                if hard:
+                    server.force_exit = True
+                thread.join(timeout)
+            self.uvicorn_server = None
+            self.thread = None
+        if close_listener:
+            self.close_listener()
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "<no log>"
+
+
+class OutreachServer(str):
+    """A running reference server. The object itself is the base URL (``str``)."""
+
+    _runner: _Runner
+    _tmpdir: str | None
+
+    def __new__(cls, runner: _Runner, tmpdir: str | None) -> OutreachServer:
+        self = super().__new__(cls, runner.base_url)
+        self._runner = runner
+        self._tmpdir = tmpdir
+        return self
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def base_url(self) -> str:
+        return str(self)
+
+    @property
+    def config(self) -> ServiceConfig:
+        return self._runner.config
+
+    @property
+    def token(self) -> str:
+        return self._runner.config.token
+
+    @property
+    def port(self) -> int:
+        return self._runner.port
+
+    @property
+    def db_path(self) -> str:
+        assert self._runner.config.db_path is not None
+        return self._runner.config.db_path
+
+    @property
+    def pid(self) -> int | None:
+        """Server process id (the current process in thread mode)."""
+        return self._runner.pid
+
+    @property
+    def is_running(self) -> bool:
+        return self._runner.running
+
+    @property
+    def log_path(self) -> Path:
+        return self._runner.log_path
+
+    def log_text(self) -> str:
+        """Everything the server process wrote (subprocess mode)."""
+        try:
+            return self._runner.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start again after ``stop()``/``kill()`` (same port, same database)."""
+        self._runner.start()
+
+    def stop(self) -> None:
+        """Graceful shutdown (SIGTERM); the port refuses connections until ``start()``."""
+        self._runner.stop()
+
+    def kill(self) -> None:
+        """Crash it (SIGKILL in subprocess mode); the port refuses connections until ``start()``."""
+        self._runner.stop(hard=True)
+
+    def restart(self, *, hard: bool = False, config: ServiceConfig | None = None) -> None:
+        """Stop (SIGTERM, or SIGKILL with ``hard=True``) and start a new server on the same
+        port. Keeps the listening socket open meanwhile, so clients queue instead of failing.
+        ``config`` replaces the config (keep ``db_path`` to keep the data)."""
+        self._runner.stop(hard=hard, close_listener=False)
+        if config is not None:
+            if config.db_path is None:
+                config = config.replace(db_path=self._runner.config.db_path)
+            self._runner.config = config
+        self._runner.start()
+
+    def close(self) -> None:
+        """Stop for good and delete the temporary directory (if one was created)."""
+        try:
+            self._runner.stop()
+        finally:
+            if self._tmpdir is not None:
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
+                self._tmpdir = None
+
+    # ------------------------------------------------------------------ clients
+    def client(self, *, token: str | None = None, timeout: float = 10.0, **kwargs: Any) -> httpx.Client:
+        """An ``httpx.Client`` with the base URL and bearer token set."""
+        headers = {"Authorization": f"Bearer {token if token is not None else self.token}"}
+        headers.update(kwargs.pop("headers", {}))
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, **kwargs)
+
+    def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.config.effective_admin_token}"}
+        with httpx.Client(base_url=self.base_url, headers=headers, timeout=30.0) as client:
+            response = client.request(method, path, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    # ------------------------------------------------------------------ admin helpers
+    def referrals(self) -> list[dict[str, Any]]:
+        """``GET /_admin/referrals``: every referral held, with ``contact_present``/``contact``."""
+        return self._admin("GET", "/_admin/referrals")["referrals"]
+
+    def referral(self, referral_id: str) -> dict[str, Any] | None:
+        headers = {"Authorization": f"Bearer {self.config.effective_admin_token}"}
+        with httpx.Client(base_url=self.base_url, headers=headers, timeout=30.0) as client:
+            response = client.get(f"/_admin/referrals/{referral_id}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.json()
+
+    def faults(self) -> dict[str, Any]:
+        return self._admin("GET", "/_admin/faults")
+
+    def set_faults(self, **settings: Any) -> dict[str, Any]:
+        """``POST /_admin/faults`` (e.g. ``error_rate=0.3``, ``rate_limit_per_second=None``,
+        ``seed=1``); returns the new settings. Lost on restart."""
+        return self._admin("POST", "/_admin/faults", json=settings)
+
+    def simulate(self, until: datetime | None = None) -> int:
+        """Emit simulated outreach events up to ``until`` (default: the server's now)."""
+        params = {"until": until.isoformat()} if until is not None else {}
+        return self._admin("POST", "/_admin/simulate", params=params)["emitted"]
+
+    def set_clock(self, now: datetime | None = None, offset_seconds: float | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"now": now.isoformat() if now is not None else None,
+                                "offset_seconds": offset_seconds}
+        return self._admin("POST", "/_admin/clock", json=body)
+
+    def stats(self) -> dict[str, Any]:
+        return self._admin("GET", "/_admin/stats")
+
+    def reset(self) -> None:
+        """Delete all data and go back to the config's faults, counters and clock."""
+        self._admin("POST", "/_admin/reset")
+
+
+def start_server(
+    config: ServiceConfig,
+    port: int = 0,
+    *,
+    host: str = "127.0.0.1",
+    mode: str = "subprocess",
+    startup_timeout: float = 20.0,
+    log_level: str = "info",
+) -> OutreachServer:
+    """Start a server and return it; call ``.close()`` when done (or use :func:`run_server`)."""
+    tmpdir = tempfile.mkdtemp(prefix="outreach-ref-")
+    try:
+        if config.db_path is None:
+            config = config.replace(db_path=os.path.join(tmpdir, "outreach.sqlite3"))
+        runner = _Runner(config, host, port, mode, Path(tmpdir) / "server.log", startup_timeout, log_level)
+        runner.ensure_listener()
+        server = OutreachServer(runner, tmpdir)
+        try:
+            runner.start()
+        except BaseException:
+            runner.stop()
+            raise
+    except BaseException:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        raise
+    return server
+
+
+@contextlib.contextmanager
+def run_server(
+    config: ServiceConfig,
+    port: int = 0,
+    *,
+    host: str = "127.0.0.1",
+    mode: str = "subprocess",
+    startup_timeout: float = 20.0,
+    log_level: str = "info",
+) -> Iterator[OutreachServer]:
+    """Context manager: start the real app under uvicorn, yield the base URL (an
+    :class:`OutreachServer`, which is a ``str``), stop it and clean up afterwards."""
+    server = start_server(
+        config, port, host=host, mode=mode, startup_timeout=startup_timeout, log_level=log_level
+    )
+    try:
+        yield server
+    finally:
+        server.close()

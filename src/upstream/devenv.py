@@ -1,0 +1,112 @@
+"""Local Airflow + PostgreSQL environment for `make run`, `make test` and the CLI.
+
+Everything lives under UPSTREAM_HOME (default ./.upstream, git-ignored): the embedded
+PostgreSQL data directory, Airflow's home and logs, generated secrets. Running twice resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from upstream import db
+from upstream.config import REPO_ROOT, Settings, load_settings, pseudonym_key
+
+AIRFLOW_USER = "datateam"
+
+
+def _secret_file(settings: Settings, name: str, make) -> str:
+    path = settings.home / "secrets" / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(make())
+    return path.read_text().strip()
+
+
+def _fernet_key() -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def airflow_password(settings: Settings) -> str:
+    return json.loads(_passwords_file(settings).read_text())[AIRFLOW_USER]
+
+
+def _passwords_file(settings: Settings) -> Path:
+    path = settings.home / "secrets" / "airflow_passwords.json"
+    _secret_file(settings, "airflow_passwords.json",
+                 lambda: json.dumps({AIRFLOW_USER: secrets.token_urlsafe(12)}))
+    return path
+
+
+def airflow_env(settings: Settings | None = None) -> dict[str, str]:
+    """Environment variables that point Airflow at this project (existing values win)."""
+    settings = settings or load_settings()
+    airflow_home = settings.home / "airflow"
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    env = {
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__FERNET_KEY": _secret_file(settings, "fernet.key", _fernet_key),
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret_file(settings, "jwt.secret",
+                                                      lambda: secrets.token_urlsafe(32)),
+        "AIRFLOW__API__SECRET_KEY": _secret_file(settings, "api.secret",
+                                                 lambda: secrets.token_urlsafe(32)),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(_passwords_file(settings)),
+        "AIRFLOW__API__BASE_URL": settings.airflow_base_url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.airflow_base_url}/execution/",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "5",
+        "UPSTREAM_HOME": str(settings.home),
+        "PYTHONWARNINGS": "ignore::DeprecationWarning",
+    }
+    if not os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = db.sqlalchemy_url(
+            _airflow_metadata_url(settings))
+    # The pseudonym key file is created here, once, outside the repository.
+    pseudonym_key()
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    return {k: v for k, v in env.items() if k == "PATH" or not os.environ.get(k)}
+
+
+def _airflow_metadata_url(settings: Settings) -> str:
+    """Airflow's metadata database: on the embedded server unless configured explicitly."""
+    from dataclasses import replace
+
+    embedded = replace(settings, database_url=None)
+    return db.ensure_database(db.AIRFLOW_DB, embedded)
+
+
+def apply_airflow_env(settings: Settings | None = None) -> dict[str, str]:
+    env = airflow_env(settings)
+    os.environ.update(env)
+    return env
+
+
+def migrate_airflow(env: dict[str, str] | None = None) -> None:
+    full_env = {**os.environ, **(env or {})}
+    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+                   env=full_env, check=True, stdout=subprocess.DEVNULL)
+
+
+def bootstrap(settings: Settings | None = None) -> dict[str, str]:
+    """Embedded PostgreSQL up, warehouse migrated, Airflow metadata migrated. Idempotent."""
+    settings = settings or load_settings()
+    db.migrate(db.warehouse_url(settings))
+    env = apply_airflow_env(settings)
+    migrate_airflow(env)
+    return env

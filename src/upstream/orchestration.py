@@ -1,0 +1,88 @@
+"""The bodies of the nightly DAG's tasks: Airflow context in, plain domain calls out.
+
+Imported by task code at run time only (the DAG file imports it lazily inside tasks), so
+pandas, GX and psycopg never load while the scheduler parses DAGs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict
+
+from upstream import ingest
+from upstream.config import load_settings
+from upstream.dates import extract_date_from_context
+
+log = logging.getLogger(__name__)
+
+
+def manifest_arrived(agency: str, context: Mapping) -> bool:
+    settings = load_settings()
+    day = extract_date_from_context(context)
+    present = ingest.manifest_present(settings.landing_dir, agency, day)
+    log.info("%s %s: manifest %s", agency, day, "present" if present else "not there yet")
+    return present
+
+
+def _fail(exc: ingest.RefusedFile):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    # A refused file fails the same way on every retry: fail now, with the safe reason.
+    err = AirflowFailException(exc.public_message)
+    err.public_message = exc.public_message
+    return err
+
+
+def verify_manifest(agency: str, context: Mapping) -> dict:
+    settings = load_settings()
+    day = extract_date_from_context(context)
+    try:
+        delivery = ingest.verify_manifest(settings.landing_dir, agency, day)
+    except ingest.RefusedFile as exc:
+        _record_refusal(agency, day, exc)
+        raise _fail(exc) from None
+    log.info("%s %s: manifest verified (%s rows, sha256 %s...)", agency, day, delivery.rows,
+             delivery.sha256[:12])
+    return {"agency": agency, "extract_date": day.isoformat(), "rows": delivery.rows,
+            "sha256": delivery.sha256}
+
+
+def _record_refusal(agency, day, exc) -> None:
+    """Refusals before a file is registered still belong in the data-quality history."""
+    from upstream import db
+
+    csv_path, _ = ingest.delivery_paths(load_settings().landing_dir, agency, day)
+    if not csv_path.is_file():
+        return
+    with db.connect() as conn:
+        conn.execute(
+            "INSERT INTO ops.extract_file (agency_code, extract_date, file_name, sha256, status,"
+            " reason, finished_at) VALUES (%s, %s, %s, %s, 'refused', %s, now())"
+            " ON CONFLICT (agency_code, extract_date, sha256) DO UPDATE SET reason = EXCLUDED.reason",
+            (agency, day, csv_path.name, ingest.file_sha256(csv_path), exc.public_message))
+        conn.commit()
+
+
+def validate_and_load(agency: str, context: Mapping) -> dict:
+    from upstream import notify
+
+    settings = load_settings()
+    day = extract_date_from_context(context)
+    ti = context.get("ti")
+    run_name = f"{agency}_{day.isoformat()}_{getattr(ti, 'run_id', 'manual')}"
+    try:
+        result = ingest.load_extract(agency, day, settings, run_name=run_name)
+    except ingest.RefusedFile as exc:
+        raise _fail(exc) from None
+    if result.outcome == "loaded" and result.quarantined_share > settings.quarantine_warn_share:
+        dag_run = context.get("dag_run")
+        notify.notify_quarantine_warning(
+            agency=agency, extract_date=day.isoformat(), share=result.quarantined_share,
+            rows_quarantined=result.rows_quarantined, rows_in_file=result.rows_in_file,
+            run_url=notify.run_url_for(settings, getattr(dag_run, "dag_id", None),
+                                       getattr(dag_run, "run_id", None)))
+    summary = asdict(result)
+    log.info("%s %s: %s", agency, day, {k: summary[k] for k in (
+        "outcome", "rows_in_file", "rows_loaded", "rows_quarantined", "rows_stale")})
+    return summary

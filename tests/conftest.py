@@ -1,0 +1,76 @@
+"""Shared fixtures: a real PostgreSQL for every test that needs one.
+
+By default an embedded PostgreSQL 18 (pip package) under /tmp/upstream-test-<uid>; with
+UPSTREAM_TEST_SERVER_URL set (CI sets it to the machine's PostgreSQL 15), the same tests run
+against that server instead. Each test session gets its own fresh database, migrated.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+TEST_ROOT = Path(os.environ.get("UPSTREAM_TEST_ROOT", f"/tmp/upstream-test-{os.getuid()}"))
+
+WAREHOUSE_TABLES = (
+    "ops.quarantine_row", "contact.victim_contact", "core.call", "core.call_version",
+    "ops.extract_file",
+)
+
+
+def _server_url() -> str:
+    explicit = os.environ.get("UPSTREAM_TEST_SERVER_URL")
+    if explicit:
+        return explicit
+    from upstream.db import embedded_server
+
+    TEST_ROOT.mkdir(parents=True, exist_ok=True)
+    return embedded_server(TEST_ROOT).get_uri("postgres")
+
+
+def _with_db(url: str, name: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    return _server_url()
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(server_url: str):
+    """A migrated warehouse database of its own for this test session."""
+    from upstream import db
+
+    name = f"upstream_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = _with_db(server_url, name)
+    db.migrate(url)
+    yield url
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def upstream_env(tmp_path: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch):
+    """Settings pointing at an empty landing area and the (emptied) session warehouse."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("UPSTREAM_HOME", str(home))
+    monkeypatch.setenv("UPSTREAM_DATABASE_URL", warehouse_url)
+    monkeypatch.setenv("UPSTREAM_LANDING_DIR", str(home / "landing"))
+    monkeypatch.setenv("UPSTREAM_GX_DIR", str(home / "gx"))
+    monkeypatch.setenv("UPSTREAM_PSEUDONYM_KEY", "test-pseudonym-key-" + uuid.uuid4().hex)
+    monkeypatch.setenv("UPSTREAM_AGENCIES", "WPS")
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE " + ", ".join(WAREHOUSE_TABLES) + " RESTART IDENTITY CASCADE")
+    from upstream.config import load_settings
+
+    return load_settings()
