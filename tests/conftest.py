@@ -74,3 +74,33 @@ def upstream_env(tmp_path: Path, warehouse_url: str, monkeypatch: pytest.MonkeyP
     from upstream.config import load_settings
 
     return load_settings()
+
+
+def pytest_configure(config):
+    """Point Airflow at a test home on the embedded server before anything imports airflow."""
+    home = TEST_ROOT / "airflow-home"
+    os.environ["UPSTREAM_HOME"] = str(TEST_ROOT)
+    os.environ.setdefault("UPSTREAM_PSEUDONYM_KEY", "session-default-test-key")
+    from upstream import devenv
+    from upstream.config import load_settings
+
+    env = devenv.airflow_env(load_settings())
+    env["AIRFLOW_HOME"] = str(home)
+    os.environ.update(env)
+    os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+
+
+def pytest_collection_modifyitems(config, items):
+    # Every test that touches the warehouse also runs in the second pass on a real server.
+    for item in items:
+        if "warehouse_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.server)
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Migrated Airflow metadata database (once per session)."""
+    from upstream import devenv
+
+    devenv.migrate_airflow()
+    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]

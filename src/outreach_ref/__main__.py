@@ -37,14 +37,20 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m outreach_ref", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m outreach_ref", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--fd", type=int, default=None, help="serve on this inherited listening socket")
+    parser.add_argument(
+        "--fd", type=int, default=None, help="serve on this inherited listening socket"
+    )
     parser.add_argument(
         "--parent-pid", type=int, default=None, help="shut down when this process goes away"
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
     args = parser.parse_args(argv)
 
     configure_logging(args.log_level)

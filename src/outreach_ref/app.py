@@ -13,8 +13,9 @@ absent when ``admin_enabled`` is false):
 * ``GET  /_admin/referrals[/{id}]``       what is held, incl. ``contact_present`` / ``contact``
 * ``GET|POST /_admin/faults``             read / change fault settings (JSON object, any subset)
 * ``POST /_admin/simulate?until=<iso>``   emit simulated events up to ``until`` (default: now)
-* ``POST /_admin/clock``                  ``{"now": iso}`` freeze, ``{"offset_seconds": n}``
-                                          shift, ``{}`` back to the real clock
+* ``GET|POST /_admin/clock``              ``{"now": iso}`` freeze, ``{"offset_seconds": n}``
+                                          shift, ``{}`` back to the real clock (survives a
+                                          restart; ``reset`` clears it)
 * ``GET  /_admin/stats``                  counters (responses per route/status, faults) + counts
 * ``POST /_admin/reset``                  delete all data, reset counters, faults and clock
 
@@ -43,6 +44,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from .config import ServiceConfig
 from .faults import Fault, FaultDecision, FaultInjector
@@ -58,12 +60,24 @@ START_CURSOR = "0"
 
 
 class Clock:
-    """The server's notion of "now" (UTC): real, frozen, or real + offset."""
+    """The server's notion of "now" (UTC): real, frozen, or real + offset.
 
-    def __init__(self) -> None:
+    Set through ``POST /_admin/clock``; persisted in the store so a restart keeps it.
+    """
+
+    META_KEY = "clock"
+
+    def __init__(self, store: Store | None = None) -> None:
         self._lock = threading.Lock()
+        self._store = store
         self._frozen: datetime | None = None
         self._offset = timedelta(0)
+        saved = store.get_meta(self.META_KEY) if store is not None else None
+        if saved:
+            state = json.loads(saved)
+            frozen = state.get("frozen")
+            self._frozen = datetime.fromisoformat(frozen) if frozen else None
+            self._offset = timedelta(seconds=state.get("offset_seconds") or 0.0)
 
     def now(self) -> datetime:
         with self._lock:
@@ -75,6 +89,13 @@ class Clock:
         with self._lock:
             self._frozen = now.astimezone(UTC) if now is not None else None
             self._offset = timedelta(seconds=offset_seconds or 0.0)
+            if self._store is not None:
+                real = self._frozen is None and not self._offset
+                state = {
+                    "frozen": self._frozen.isoformat() if self._frozen else None,
+                    "offset_seconds": self._offset.total_seconds(),
+                }
+                self._store.set_meta(self.META_KEY, None if real else json.dumps(state))
 
     def describe(self) -> dict[str, Any]:
         with self._lock:
@@ -94,7 +115,7 @@ class OutreachService:
         self.store = Store(config.db_path, partial(plan_events, config.seed), config.timezone)
         self.simulator = Simulator(self.store)
         self.faults = FaultInjector(config)
-        self.clock = Clock()
+        self.clock = Clock(self.store)
         self._token = config.token.encode()
         self._admin_token = config.effective_admin_token.encode()
 
@@ -129,7 +150,11 @@ def _error(status: int, loc: list[Any], msg: str, type_: str) -> JSONResponse:
 
 
 async def _send_simple(
-    send: Any, status: int, body: bytes, content_type: bytes, headers: list[tuple[bytes, bytes]] = ()
+    send: Any,
+    status: int,
+    body: bytes,
+    content_type: bytes,
+    headers: list[tuple[bytes, bytes]] = (),
 ) -> None:
     await send(
         {
@@ -145,7 +170,9 @@ async def _send_simple(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def _send_json(send: Any, status: int, payload: Any, headers: list[tuple[bytes, bytes]] = ()) -> None:
+async def _send_json(
+    send: Any, status: int, payload: Any, headers: list[tuple[bytes, bytes]] = ()
+) -> None:
     await _send_simple(send, status, json.dumps(payload).encode(), b"application/json", headers)
 
 
@@ -225,12 +252,19 @@ class OutreachMiddleware:
 
         try:
             await self._handle(scope, receive, recording_send, outcome)
+        except ClientDisconnect:  # the client went away before its body was read
+            outcome["client_gone"] = True
         except Exception as exc:  # never let a traceback (or a value in it) reach the logs
             logger.error("unhandled %s in %s %s", type(exc).__name__, method, path)
             if outcome["status"] is None and not outcome["dropped"]:
                 await _send_json(recording_send, 500, {"detail": "internal server error"})
         finally:
-            status = "dropped" if outcome["dropped"] else outcome["status"]
+            if outcome["dropped"]:
+                status = "dropped"
+            elif outcome.get("client_gone"):
+                status = "client_disconnected"
+            else:
+                status = outcome["status"]
             route = classify(method, path)
             if route is not None:
                 self.service.faults.count(f"{route}:{status}")
@@ -238,13 +272,17 @@ class OutreachMiddleware:
                 "%s %s %s %.1fms", method, path, status, (time.perf_counter() - started) * 1000
             )
 
-    async def _handle(self, scope: dict[str, Any], receive: Any, send: Any, outcome: dict[str, Any]) -> None:
+    async def _handle(
+        self, scope: dict[str, Any], receive: Any, send: Any, outcome: dict[str, Any]
+    ) -> None:
         service = self.service
         path: str = scope["path"]
         admin = path == "/_admin" or path.startswith("/_admin/")
         auth = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), None)
         if not service.authorized(auth, admin):
-            await _send_json(send, 401, {"detail": "unauthorized"}, [(b"www-authenticate", b"Bearer")])
+            await _send_json(
+                send, 401, {"detail": "unauthorized"}, [(b"www-authenticate", b"Bearer")]
+            )
             return
         if admin and not service.config.admin_enabled:
             await _send_json(send, 404, {"detail": "Not Found"})
@@ -257,7 +295,10 @@ class OutreachMiddleware:
         retry_after = faults.check_rate_limit()
         if retry_after is not None:
             await _send_json(
-                send, 429, {"detail": "rate limit exceeded"}, [(b"retry-after", str(retry_after).encode())]
+                send,
+                429,
+                {"detail": "rate limit exceeded"},
+                [(b"retry-after", str(retry_after).encode())],
             )
             return
         latency = faults.latency_s()
@@ -275,7 +316,15 @@ class OutreachMiddleware:
             await _drop(scope, receive, send)
             return
         if decision.fault is Fault.SLOW and decision.delay_s > 0:
-            await asyncio.sleep(decision.delay_s)
+            # The work is done at once; the answer comes late (a client timeout then means
+            # "nothing is known", yet the referral is stored).
+            async def delayed_send(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    await asyncio.sleep(decision.delay_s)
+                await send(message)
+
+            await self.app(scope, receive, delayed_send)
+            return
         if decision.fault not in (Fault.ERROR_AFTER_COMMIT, Fault.DROP_AFTER_COMMIT):
             await self.app(scope, receive, send)
             return
@@ -354,7 +403,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
             return _error(400, ["header", "Idempotency-Key"], "Field required", "missing")
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json" and not content_type.endswith("+json"):
-            return _error(415, ["header", "Content-Type"], "must be application/json", "content_type")
+            return _error(
+                415, ["header", "Content-Type"], "must be application/json", "content_type"
+            )
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > config.max_body_bytes:
             return _error(413, ["body"], "body too large", "too_large")
@@ -370,7 +421,10 @@ def create_app(config: ServiceConfig) -> FastAPI:
             return JSONResponse({"detail": errors}, status_code=422)
         if key != referral.referral_id:
             return _error(
-                422, ["header", "Idempotency-Key"], "must equal the body's referral_id", "value_error"
+                422,
+                ["header", "Idempotency-Key"],
+                "must equal the body's referral_id",
+                "value_error",
             )
         raw = json.loads(body)
         raw_contact = raw.pop("contact")
@@ -387,11 +441,17 @@ def create_app(config: ServiceConfig) -> FastAPI:
             )
         )
         if result == "created":
-            return JSONResponse({"referral_id": referral.referral_id, "status": "received"}, status_code=201)
+            return JSONResponse(
+                {"referral_id": referral.referral_id, "status": "received"}, status_code=201
+            )
         if result == "replay":
-            return JSONResponse({"referral_id": referral.referral_id, "status": "received"}, status_code=200)
+            return JSONResponse(
+                {"referral_id": referral.referral_id, "status": "received"}, status_code=200
+            )
         if result == "replay_withdrawn":
-            return JSONResponse({"referral_id": referral.referral_id, "status": "withdrawn"}, status_code=200)
+            return JSONResponse(
+                {"referral_id": referral.referral_id, "status": "withdrawn"}, status_code=200
+            )
         return JSONResponse(
             {"detail": "Idempotency-Key was already used with a different payload"}, status_code=409
         )
@@ -410,7 +470,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
     ) -> Response:
         after_seq = _parse_cursor(after)
         if after_seq is None:
-            return _error(422, ["query", "after"], "not a cursor returned by this server", "value_error")
+            return _error(
+                422, ["query", "after"], "not a cursor returned by this server", "value_error"
+            )
         if config.simulate_on_read:
             await run_in_threadpool(service.simulator.advance, service.clock.now())
         events = await run_in_threadpool(service.store.list_events, after_seq, limit)
@@ -461,7 +523,12 @@ def create_app(config: ServiceConfig) -> FastAPI:
         else:
             parsed = _parse_until(until)
             if parsed is None:
-                return _error(422, ["query", "until"], "must be an ISO 8601 datetime with offset", "value_error")
+                return _error(
+                    422,
+                    ["query", "until"],
+                    "must be an ISO 8601 datetime with offset",
+                    "value_error",
+                )
             moment = parsed
         emitted = await run_in_threadpool(service.simulator.advance, moment)
         return JSONResponse({"emitted": emitted, "until": moment.isoformat()})

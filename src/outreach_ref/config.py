@@ -47,8 +47,9 @@ class ServiceConfig:
     ``error_after_commit_rate`` share answered 500 *after* the work was committed (lost
                                 response: a retry with the same key gets the ``200`` replay).
     ``drop_after_commit_rate``  share whose connection is aborted after the work was committed.
-    ``slow_rate`` / ``slow_ms`` share delayed by ``slow_ms`` before being processed normally
-                                (use it with a client timeout to simulate timeouts).
+    ``slow_rate`` / ``slow_ms`` share processed normally whose response is then held back for
+                                ``slow_ms`` (with a shorter client timeout: a timeout although
+                                the work was committed).
     ``latency_ms``              fixed delay added to every ``/v1`` request.
     ``fault_routes``            which routes the probabilistic faults above apply to:
                                 ``create`` (POST /v1/referrals), ``withdraw``, ``events``.
@@ -96,9 +97,7 @@ class ServiceConfig:
             raise ValueError("token must be a non-empty string")
         if self.admin_token is not None and not self.admin_token:
             raise ValueError("admin_token must be None or a non-empty string")
-        validate_fault_values(
-            {name: getattr(self, name) for name in FAULT_SETTING_FIELDS}
-        )
+        validate_fault_values({name: getattr(self, name) for name in FAULT_SETTING_FIELDS})
         ZoneInfo(self.timezone)  # raises for an unknown zone
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes must be at least 1024")

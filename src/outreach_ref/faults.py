@@ -31,7 +31,7 @@ class Fault(enum.Enum):
     DROP = "drop"  # connection aborted before doing anything
     ERROR_AFTER_COMMIT = "error_after_commit"  # work committed, then 500
     DROP_AFTER_COMMIT = "drop_after_commit"  # work committed, then connection aborted
-    SLOW = "slow"  # delayed by slow_ms, then processed normally
+    SLOW = "slow"  # processed normally, response held back by slow_ms
 
 
 _RATE_TO_FAULT = {

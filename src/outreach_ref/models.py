@@ -178,7 +178,9 @@ def _safe_loc_part(part: Any) -> Any:
     return text if len(text) <= 64 else text[:64] + "..."
 
 
-def safe_errors(errors: list[dict[str, Any]] | ValidationError, prefix: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def safe_errors(
+    errors: list[dict[str, Any]] | ValidationError, prefix: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     """``loc`` + ``msg`` + ``type`` only: never the input value, its context or a URL."""
     if isinstance(errors, ValidationError):
         errors = errors.errors(include_url=False, include_context=False, include_input=False)
@@ -190,5 +192,11 @@ def safe_errors(errors: list[dict[str, Any]] | ValidationError, prefix: tuple[st
         msg = str(error.get("msg", "invalid"))
         if error.get("type") == "json_invalid":
             msg = "Invalid JSON"
-        out.append({"loc": [_safe_loc_part(p) for p in loc], "msg": msg, "type": str(error.get("type", "value_error"))})
+        out.append(
+            {
+                "loc": [_safe_loc_part(p) for p in loc],
+                "msg": msg,
+                "type": str(error.get("type", "value_error")),
+            }
+        )
     return out

@@ -49,7 +49,9 @@ class AbortableHttpProtocol(_BaseProtocol):  # type: ignore[misc, valid-type]
             transport.abort()
 
 
-def uvicorn_config(app: Any, *, host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> uvicorn.Config:
+def uvicorn_config(
+    app: Any, *, host: str = "127.0.0.1", port: int = 0, **kwargs: Any
+) -> uvicorn.Config:
     """A uvicorn config with the abortable protocol, no access log and no logging setup."""
     kwargs.setdefault("log_level", "warning")
     kwargs.setdefault("timeout_graceful_shutdown", 2)

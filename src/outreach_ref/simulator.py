@@ -72,7 +72,9 @@ def plan_events(seed: int, referral_id: str, priority: str = "standard") -> list
             contacted = first_attempt + rng.uniform(15 * MINUTE, 34 * HOUR)
         gap = contacted - first_attempt
         extra = rng.randint(0, 2) if gap > 2 * HOUR else 0
-        attempts = sorted(rng.uniform(first_attempt + MINUTE, contacted - MINUTE) for _ in range(extra))
+        attempts = sorted(
+            rng.uniform(first_attempt + MINUTE, contacted - MINUTE) for _ in range(extra)
+        )
         steps.extend(("contact_attempted", t) for t in attempts)
         steps.append(("contacted", contacted))
         if outcome == "engaged":

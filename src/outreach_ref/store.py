@@ -9,6 +9,7 @@ Tables:
 * ``contacts``: the contact details, one row per referral. Withdrawal deletes the row and
   clears ``contact_hash``; ``PRAGMA secure_delete`` zeroes the freed space and the WAL is
   checkpointed and truncated, so the values do not linger in the files.
+* ``meta``: server settings that must survive a restart (the admin clock).
 * ``events``: ``seq`` (the cursor), ``event_id`` (``e_<hex>``, unique), ``referral_id``,
   ``type``, ``occurred_at`` (ISO 8601 with offset), ``occurred_epoch``, ``sim_index``.
 
@@ -78,6 +79,10 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (referral_id, sim_index)
 );
 CREATE INDEX IF NOT EXISTS events_by_referral ON events (referral_id, seq);
+CREATE TABLE IF NOT EXISTS meta (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
 """
 
 Planner = Callable[[str, str], Sequence[PlannedEvent]]
@@ -156,10 +161,19 @@ class Store:
         conn.execute(
             "INSERT OR IGNORE INTO events (event_id, referral_id, type, occurred_at,"
             " occurred_epoch, sim_index) VALUES (?, ?, ?, ?, ?, ?)",
-            ("e_" + secrets.token_hex(12), referral_id, event_type, self._render(epoch), epoch, sim_index),
+            (
+                "e_" + secrets.token_hex(12),
+                referral_id,
+                event_type,
+                self._render(epoch),
+                epoch,
+                sim_index,
+            ),
         )
 
-    def _next_sim(self, referral_id: str, priority: str, received_epoch: int, index: int) -> int | None:
+    def _next_sim(
+        self, referral_id: str, priority: str, received_epoch: int, index: int
+    ) -> int | None:
         plan = self._planner(referral_id, priority)
         if index >= len(plan):
             return None
@@ -281,13 +295,23 @@ class Store:
             for row in due:
                 plan = self._planner(row["referral_id"], row["priority"])
                 index = row["sim_next_index"]
-                while index < len(plan) and row["received_epoch"] + plan[index].offset_s <= until_epoch:
+                while (
+                    index < len(plan)
+                    and row["received_epoch"] + plan[index].offset_s <= until_epoch
+                ):
                     step = plan[index]
                     pending.append(
-                        (row["received_epoch"] + step.offset_s, row["referral_id"], step.index, step.type)
+                        (
+                            row["received_epoch"] + step.offset_s,
+                            row["referral_id"],
+                            step.index,
+                            step.type,
+                        )
                     )
                     index += 1
-                next_epoch = row["received_epoch"] + plan[index].offset_s if index < len(plan) else None
+                next_epoch = (
+                    row["received_epoch"] + plan[index].offset_s if index < len(plan) else None
+                )
                 updates.append((index, next_epoch, row["referral_id"]))
             pending.sort()
             for epoch, referral_id, sim_index, event_type in pending:
@@ -299,6 +323,23 @@ class Store:
                 updates,
             )
         return emitted
+
+    # ------------------------------------------------------------------ server settings
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self._tx() as conn:
+            if value is None:
+                conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
 
     # ------------------------------------------------------------------ admin / inspection
     def list_referrals(self, referral_id: str | None = None) -> list[dict[str, Any]]:
@@ -318,7 +359,9 @@ class Store:
         out = []
         for row in rows:
             contact = (
-                {name: row[name] for name in CONTACT_FIELDS} if row["contact_ref"] is not None else None
+                {name: row[name] for name in CONTACT_FIELDS}
+                if row["contact_ref"] is not None
+                else None
             )
             out.append(
                 {
@@ -336,9 +379,13 @@ class Store:
     def counts(self) -> dict[str, Any]:
         with self._lock:
             referrals = dict(
-                self._conn.execute("SELECT status, COUNT(*) FROM referrals GROUP BY status").fetchall()
+                self._conn.execute(
+                    "SELECT status, COUNT(*) FROM referrals GROUP BY status"
+                ).fetchall()
             )
-            events = dict(self._conn.execute("SELECT type, COUNT(*) FROM events GROUP BY type").fetchall())
+            events = dict(
+                self._conn.execute("SELECT type, COUNT(*) FROM events GROUP BY type").fetchall()
+            )
             last = self._conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
         return {"referrals": referrals, "events": events, "last_seq": last or 0}
 
@@ -348,6 +395,7 @@ class Store:
             conn.execute("DELETE FROM contacts")
             conn.execute("DELETE FROM referrals")
             conn.execute("DELETE FROM events")
+            conn.execute("DELETE FROM meta")
         self._purge_wal()
 
 

@@ -55,8 +55,16 @@ _SRC_DIR = str(Path(__file__).resolve().parent.parent)
 class _Runner:
     """Owns the listening socket and the running server (process or thread)."""
 
-    def __init__(self, config: ServiceConfig, host: str, port: int, mode: str, log_path: Path,
-                 startup_timeout: float, log_level: str) -> None:
+    def __init__(
+        self,
+        config: ServiceConfig,
+        host: str,
+        port: int,
+        mode: str,
+        log_path: Path,
+        startup_timeout: float,
+        log_level: str,
+    ) -> None:
         if mode not in ("subprocess", "thread"):
             raise ValueError("mode must be 'subprocess' or 'thread'")
         self.config = config
@@ -114,8 +122,17 @@ class _Runner:
         fd = self.sock.fileno()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "outreach_ref", "--fd", str(fd),
-                 "--log-level", self.log_level, "--parent-pid", str(os.getpid())],
+                [
+                    sys.executable,
+                    "-m",
+                    "outreach_ref",
+                    "--fd",
+                    str(fd),
+                    "--log-level",
+                    self.log_level,
+                    "--parent-pid",
+                    str(os.getpid()),
+                ],
                 env=env,
                 pass_fds=(fd,),
                 stdin=subprocess.DEVNULL,
@@ -165,7 +182,9 @@ class _Runner:
                     )
                 time.sleep(0.02)
 
-    def stop(self, *, hard: bool = False, close_listener: bool = True, timeout: float = 5.0) -> None:
+    def stop(
+        self, *, hard: bool = False, close_listener: bool = True, timeout: float = 5.0
+    ) -> None:
         if self.mode == "subprocess":
             proc = self.proc
             if proc is not None and proc.poll() is None:
@@ -283,7 +302,9 @@ class OutreachServer(str):
                 self._tmpdir = None
 
     # ------------------------------------------------------------------ clients
-    def client(self, *, token: str | None = None, timeout: float = 10.0, **kwargs: Any) -> httpx.Client:
+    def client(
+        self, *, token: str | None = None, timeout: float = 10.0, **kwargs: Any
+    ) -> httpx.Client:
         """An ``httpx.Client`` with the base URL and bearer token set."""
         headers = {"Authorization": f"Bearer {token if token is not None else self.token}"}
         headers.update(kwargs.pop("headers", {}))
@@ -323,9 +344,13 @@ class OutreachServer(str):
         params = {"until": until.isoformat()} if until is not None else {}
         return self._admin("POST", "/_admin/simulate", params=params)["emitted"]
 
-    def set_clock(self, now: datetime | None = None, offset_seconds: float | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"now": now.isoformat() if now is not None else None,
-                                "offset_seconds": offset_seconds}
+    def set_clock(
+        self, now: datetime | None = None, offset_seconds: float | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "now": now.isoformat() if now is not None else None,
+            "offset_seconds": offset_seconds,
+        }
         return self._admin("POST", "/_admin/clock", json=body)
 
     def stats(self) -> dict[str, Any]:
@@ -350,7 +375,9 @@ def start_server(
     try:
         if config.db_path is None:
             config = config.replace(db_path=os.path.join(tmpdir, "outreach.sqlite3"))
-        runner = _Runner(config, host, port, mode, Path(tmpdir) / "server.log", startup_timeout, log_level)
+        runner = _Runner(
+            config, host, port, mode, Path(tmpdir) / "server.log", startup_timeout, log_level
+        )
         runner.ensure_listener()
         server = OutreachServer(runner, tmpdir)
         try:

