@@ -163,7 +163,7 @@ class _Runner:
         deadline = time.monotonic() + self.startup_timeout
         headers = {"Authorization": f"Bearer {self.config.effective_admin_token}"}
         url = f"{self.base_url}/_admin/health" if self.config.admin_enabled else f"{self.base_url}/"
-        with httpx.Client(timeout=0.25, headers=headers) as client:
+        with httpx.Client(timeout=0.25, headers=headers, verify=False) as client:
             while True:
                 if not self.running:
                     raise RuntimeError(
@@ -219,11 +219,14 @@ class OutreachServer(str):
 
     _runner: _Runner
     _tmpdir: str | None
+    _admin_client: httpx.Client | None
 
     def __new__(cls, runner: _Runner, tmpdir: str | None) -> OutreachServer:
         self = super().__new__(cls, runner.base_url)
         self._runner = runner
         self._tmpdir = tmpdir
+        self._admin_client = None
+        self._admin_lock = threading.Lock()
         return self
 
     # ------------------------------------------------------------------ facts
@@ -294,6 +297,9 @@ class OutreachServer(str):
 
     def close(self) -> None:
         """Stop for good and delete the temporary directory (if one was created)."""
+        if self._admin_client is not None:
+            self._admin_client.close()
+            self._admin_client = None
         try:
             self._runner.stop()
         finally:
@@ -308,12 +314,32 @@ class OutreachServer(str):
         """An ``httpx.Client`` with the base URL and bearer token set."""
         headers = {"Authorization": f"Bearer {token if token is not None else self.token}"}
         headers.update(kwargs.pop("headers", {}))
+        kwargs.setdefault("verify", False)  # plain HTTP on loopback; skips loading CA certs
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, **kwargs)
 
+    def _admin_request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        # One cached client (creating an httpx.Client per call costs an SSL context).
+        # A connection left over from before a restart is retried once on a fresh one.
+        with self._admin_lock:
+            for attempt in (1, 2):
+                if self._admin_client is None:
+                    self._admin_client = httpx.Client(
+                        base_url=self.base_url,
+                        headers={"Authorization": f"Bearer {self.config.effective_admin_token}"},
+                        timeout=30.0,
+                        verify=False,  # plain HTTP on loopback
+                    )
+                try:
+                    return self._admin_client.request(method, path, **kwargs)
+                except httpx.TransportError:
+                    self._admin_client.close()
+                    self._admin_client = None
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
+
     def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self.config.effective_admin_token}"}
-        with httpx.Client(base_url=self.base_url, headers=headers, timeout=30.0) as client:
-            response = client.request(method, path, **kwargs)
+        response = self._admin_request(method, path, **kwargs)
         response.raise_for_status()
         return response.json()
 
@@ -323,9 +349,8 @@ class OutreachServer(str):
         return self._admin("GET", "/_admin/referrals")["referrals"]
 
     def referral(self, referral_id: str) -> dict[str, Any] | None:
-        headers = {"Authorization": f"Bearer {self.config.effective_admin_token}"}
-        with httpx.Client(base_url=self.base_url, headers=headers, timeout=30.0) as client:
-            response = client.get(f"/_admin/referrals/{referral_id}")
+        """``GET /_admin/referrals/{id}``, or ``None`` when the server does not know it."""
+        response = self._admin_request("GET", f"/_admin/referrals/{referral_id}")
         if response.status_code == 404:
             return None
         response.raise_for_status()

@@ -106,7 +106,8 @@ def run_local_stack(demo: bool = True) -> int:
             _airflow("backfill", "create", "--dag-id", "upstream_nightly",
                      "--from-date", (DEMO_START + timedelta(days=1)).isoformat(),
                      "--to-date", (demo_end + timedelta(days=1)).isoformat(),
-                     "--reprocess-behavior", "none", env=env, capture=True)
+                     "--reprocess-behavior", "none", "--max-active-runs", "1",
+                     env=env, capture=True)
             marker.touch()
             print("Backfill of the demo nights created: watch it under Dags > upstream_nightly.",
                   flush=True)

@@ -233,7 +233,8 @@ def _staging_names(file_id: int | str) -> tuple[sql.Identifier, sql.Identifier]:
 
 def drop_staging(conn: psycopg.Connection, file_id: int | str) -> None:
     raw, typed = _staging_names(file_id)
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(raw, typed))
+    # CASCADE: GX's stable view over the typed table goes with it.
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}, {} CASCADE").format(raw, typed))
 
 
 def drop_stale_staging(conn: psycopg.Connection) -> int:

@@ -31,3 +31,16 @@ def outreach(outreach_session: OutreachServer) -> OutreachServer:
 def api(outreach: OutreachServer) -> Iterator[httpx.Client]:
     with outreach.client() as c:
         yield c
+
+
+@pytest.fixture
+def shared_api(outreach_session: OutreachServer) -> Iterator[httpx.Client]:
+    """A client of the shared server *without* a reset (only the faults go back to the
+    config), for tests that store nothing."""
+    if not outreach_session.is_running:
+        outreach_session.start()
+    settings = outreach_session.config.fault_settings()
+    settings["fault_routes"] = list(settings["fault_routes"])
+    outreach_session.set_faults(**settings)
+    with outreach_session.client() as c:
+        yield c

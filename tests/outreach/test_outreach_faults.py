@@ -15,7 +15,7 @@ def test_rate_limit_answers_429_with_retry_after(outreach, api):
     statuses = [r.status_code for r in responses]
     assert statuses[:3] == [200, 200, 200]
     limited = [r for r in responses if r.status_code == 429]
-    assert len(limited) >= 6
+    assert len(limited) >= 3
     for response in limited:
         retry_after = response.headers["Retry-After"]
         assert retry_after.isdigit() and int(retry_after) >= 1
