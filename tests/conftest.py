@@ -18,7 +18,8 @@ from psycopg import sql
 TEST_ROOT = Path(os.environ.get("UPSTREAM_TEST_ROOT", f"/tmp/upstream-test-{os.getuid()}"))
 
 WAREHOUSE_TABLES = (
-    "ops.quarantine_row", "contact.victim_contact", "core.call", "core.call_version",
+    "routing.disclosure_audit", "routing.referral_event", "routing.sync_cursor",
+    "routing.referral", "ops.quarantine_row", "contact.victim_contact", "core.call", "core.call_version",
     "ops.extract_file",
 )
 
@@ -70,6 +71,8 @@ def upstream_env(tmp_path: Path, warehouse_url: str, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("UPSTREAM_PSEUDONYM_KEY", "test-pseudonym-key-" + uuid.uuid4().hex)
     monkeypatch.setenv("UPSTREAM_AGENCIES", "WPS")
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        # replica role: the audit log's append-only triggers do not fire for this test reset
+        conn.execute("SET session_replication_role = replica")
         conn.execute("TRUNCATE " + ", ".join(WAREHOUSE_TABLES) + " RESTART IDENTITY CASCADE")
     from upstream.config import load_settings
 
@@ -104,3 +107,29 @@ def airflow_db():
 
     devenv.migrate_airflow()
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+OUTREACH_TEST_TOKEN = "routing-test-token-not-a-secret"
+
+
+@pytest.fixture(scope="session")
+def outreach_service():
+    """The reference outreach service, a real HTTP server on loopback (subprocess)."""
+    from outreach_ref import ServiceConfig
+    from outreach_ref.testing import run_server
+
+    with run_server(ServiceConfig(token=OUTREACH_TEST_TOKEN, seed=3)) as server:
+        yield server
+
+
+@pytest.fixture
+def outreach(outreach_service, upstream_env, monkeypatch):
+    """The service emptied, faults off, and Upstream configured to talk to it."""
+    if not outreach_service.is_running:
+        outreach_service.start()
+    outreach_service.reset()
+    monkeypatch.setenv("UPSTREAM_OUTREACH_URL", str(outreach_service))
+    monkeypatch.setenv("UPSTREAM_OUTREACH_TOKEN", OUTREACH_TEST_TOKEN)
+    monkeypatch.setenv("UPSTREAM_OUTREACH_BACKOFF_SECONDS", "0.01")
+    monkeypatch.setenv("UPSTREAM_OUTREACH_TIMEOUT_SECONDS", "3")
+    return outreach_service

@@ -63,6 +63,11 @@ class Settings:
     alert_email_to: tuple[str, ...]
     alert_webhook_url: str | None
     smtp_conn_id: str
+    outreach_url: str
+    outreach_timeout_seconds: float
+    outreach_max_attempts: int
+    outreach_backoff_seconds: float
+    outreach_batch_size: int
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -113,7 +118,35 @@ def load_settings() -> Settings:
         ),
         alert_webhook_url=_env("UPSTREAM_ALERT_WEBHOOK_URL"),
         smtp_conn_id=_env("UPSTREAM_SMTP_CONN_ID", "smtp_default") or "smtp_default",
+        outreach_url=(_env("UPSTREAM_OUTREACH_URL", "http://127.0.0.1:8765") or "").rstrip("/"),
+        outreach_timeout_seconds=_float("UPSTREAM_OUTREACH_TIMEOUT_SECONDS", 10.0),
+        outreach_max_attempts=_int("UPSTREAM_OUTREACH_MAX_ATTEMPTS", 6),
+        outreach_backoff_seconds=_float("UPSTREAM_OUTREACH_BACKOFF_SECONDS", 0.5),
+        outreach_batch_size=_int("UPSTREAM_OUTREACH_BATCH_SIZE", 500),
     )
+
+
+def _local_secret(env_name: str, file_name: str) -> str:
+    """A secret from the environment, else a generated local file under home (0600)."""
+    raw = _env(env_name)
+    if raw:
+        return raw
+    key_file = home_dir() / "secrets" / file_name
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race
+            return key_file.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return key_file.read_text().strip()
+
+
+def outreach_token() -> str:
+    """Bearer token for the outreach API (UPSTREAM_OUTREACH_TOKEN, else a local generated one
+    that `make run` also gives the reference outreach service)."""
+    return _local_secret("UPSTREAM_OUTREACH_TOKEN", "outreach.token")
 
 
 def pseudonym_key() -> bytes:

@@ -86,3 +86,53 @@ def validate_and_load(agency: str, context: Mapping) -> dict:
     log.info("%s %s: %s", agency, day, {k: summary[k] for k in (
         "outcome", "rows_in_file", "rows_loaded", "rows_quarantined", "rows_stale")})
     return summary
+
+
+def _public_failure(exc):
+    """Fail the task with the routing error's safe message (retried by Airflow)."""
+    err = RuntimeError(exc.public_message)
+    err.public_message = exc.public_message
+    return err
+
+
+def plan_referrals(context: Mapping) -> dict:
+    from upstream import routing
+
+    params = context.get("params") or {}
+    retried = 0
+    if params.get("retry_parked"):
+        ids = params.get("referral_ids") or None
+        retried = routing.retry_parked(ids)
+        log.info("data team re-try: %s parked referral(s) back to pending", retried)
+    counts = routing.plan_referrals()
+    return {"outbox": counts, "retried_parked": retried}
+
+
+def deliver_referrals(context: Mapping) -> dict:
+    from upstream import routing
+
+    try:
+        report = routing.deliver_referrals()
+    except routing.TransientDeliveryError as exc:
+        raise _public_failure(exc) from None
+    # referral ids are keyed hashes, not personal data; reasons name fields, never values
+    return {"delivered": report.delivered, "replayed": report.replayed, "parked": report.parked,
+            "attempts": report.attempts, "parked_reasons": report.parked_reasons}
+
+
+def propagate_withdrawals(context: Mapping) -> int:
+    from upstream import routing
+
+    try:
+        return routing.propagate_withdrawals()
+    except routing.TransientDeliveryError as exc:
+        raise _public_failure(exc) from None
+
+
+def sync_referral_events(context: Mapping) -> int:
+    from upstream import routing
+
+    try:
+        return routing.sync_events()
+    except routing.TransientDeliveryError as exc:
+        raise _public_failure(exc) from None

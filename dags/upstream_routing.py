@@ -1,0 +1,93 @@
+"""
+### Upstream routing: consented non-charge cases to the outreach organisation
+
+Runs whenever the nightly load publishes `upstream_loaded_calls` (and on manual trigger).
+Eligibility is one SQL view, `core.eligible_case`: current clearance is not
+`cleared_by_charge` **and** current consent is `given`.
+
+1. **plan_referrals**: the outbox `routing.referral` follows the current calls (new eligible
+   cases -> pending; charged or consent changed before delivery -> cancelled; withdrawn after
+   delivery -> withdrawal requested).
+2. **deliver_referrals**: POST /v1/referrals with `Idempotency-Key` = referral id; retries
+   5xx / timeouts / dropped connections with exponential backoff and jitter, honours
+   `Retry-After` on 429; 409 / 422 park the referral with the reason (no values).
+3. **propagate_withdrawals**: POST /v1/referrals/{id}/withdrawal.
+4. **sync_referral_events**: pulls /v1/referral-events from the stored cursor.
+
+**Re-try parked referrals**: *Trigger* with `retry_parked` = true and, optionally, a list of
+`referral_ids` (empty = all parked). Every disclosure is on `routing.disclosure_audit`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, task
+
+from upstream.assets import LOADED_CALLS
+from upstream.config import load_settings
+from upstream.notify import DataTeamNotifier
+
+SETTINGS = load_settings()
+
+
+@task
+def plan_referrals(**context) -> dict:
+    from upstream import orchestration
+
+    return orchestration.plan_referrals(context)
+
+
+@task
+def deliver_referrals(**context) -> dict:
+    from upstream import orchestration
+
+    return orchestration.deliver_referrals(context)
+
+
+@task(trigger_rule="all_done")
+def propagate_withdrawals(**context) -> int:
+    from upstream import orchestration
+
+    return orchestration.propagate_withdrawals(context)
+
+
+@task(trigger_rule="all_done")
+def sync_referral_events(**context) -> int:
+    from upstream import orchestration
+
+    return orchestration.sync_referral_events(context)
+
+
+@dag(
+    dag_id="upstream_routing",
+    schedule=[LOADED_CALLS],
+    start_date=datetime(2024, 5, 1, tzinfo=SETTINGS.timezone),
+    catchup=False,
+    max_active_runs=1,  # one sender at a time: the outbox is the single source of truth
+    doc_md=__doc__,
+    tags=["upstream", "routing", "outreach"],
+    params={
+        "retry_parked": Param(False, type="boolean",
+                              description="Move parked referrals back to pending first."),
+        "referral_ids": Param([], type="array", items={"type": "string"},
+                              description="Only these parked referrals (empty: all)."),
+    },
+    default_args={
+        "owner": "upstream-data-team",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=30),
+        "on_failure_callback": DataTeamNotifier(),
+    },
+)
+def upstream_routing():
+    planned = plan_referrals()
+    delivered = deliver_referrals()
+    withdrawn = propagate_withdrawals()
+    synced = sync_referral_events()
+    planned >> delivered >> withdrawn >> synced
+
+
+upstream_routing()
