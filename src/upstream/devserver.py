@@ -50,6 +50,24 @@ def _wait_healthy(url: str, timeout: float, procs) -> bool:
     return False
 
 
+def _outreach_command(settings, env):
+    """The reference outreach service, unless UPSTREAM_OUTREACH_URL points elsewhere."""
+    from urllib.parse import urlsplit
+
+    from upstream.config import outreach_token
+
+    parts = urlsplit(settings.outreach_url)
+    if parts.hostname not in ("127.0.0.1", "localhost"):
+        return None
+    store = settings.home / "outreach"
+    store.mkdir(parents=True, exist_ok=True)
+    service_env = {**env, "OUTREACH_TOKEN": outreach_token(),
+                   "OUTREACH_DB_PATH": str(store / "outreach.db")}
+    return ("outreach-service",
+            [sys.executable, "-m", "outreach_ref", "--host", "127.0.0.1",
+             "--port", str(parts.port or 80)], service_env)
+
+
 def stop_embedded() -> None:
     """Stop the embedded PostgreSQL of this UPSTREAM_HOME if it runs."""
     settings = load_settings()
@@ -83,6 +101,7 @@ def run_local_stack(demo: bool = True) -> int:
 
     procs: list[tuple[str, subprocess.Popen]] = []
     stopping = False
+    outreach = _outreach_command(settings, env)
 
     def stop(*_):
         nonlocal stopping
@@ -91,11 +110,15 @@ def run_local_stack(demo: bool = True) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        for name, args in COMPONENTS:
+        commands = [(name, [str(Path(sys.executable).parent / "airflow"), *args], env)
+                    for name, args in COMPONENTS]
+        if outreach:
+            commands.append(outreach)
+        for name, command, command_env in commands:
             log_file = (logs / f"{name}.log").open("ab")
             procs.append((name, subprocess.Popen(
-                [str(Path(sys.executable).parent / "airflow"), *args], env=env,
-                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)))
+                command, env=command_env, stdout=log_file, stderr=subprocess.STDOUT,
+                start_new_session=True)))
         health = f"{settings.airflow_base_url}/api/v2/monitor/health"
         if not _wait_healthy(health, 180, procs):
             print(f"Airflow did not become healthy; logs in {logs}", flush=True)
@@ -113,6 +136,8 @@ def run_local_stack(demo: bool = True) -> int:
                   flush=True)
         print("\nAirflow UI: " + settings.airflow_base_url, flush=True)
         print(f"Login: {devenv.AIRFLOW_USER} / {devenv.airflow_password(settings)}", flush=True)
+        if outreach:
+            print(f"Reference outreach service: {settings.outreach_url}", flush=True)
         print(f"Logs: {logs}   Data Docs: {settings.gx_dir}/<AGENCY>/gx/uncommitted/data_docs/local_site/index.html")
         print("Ctrl-C stops everything.", flush=True)
         while not stopping:

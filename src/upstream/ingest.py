@@ -16,7 +16,7 @@ import json
 import logging
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 BOM = codecs.BOM_UTF8
 COPY_BLOCK = 1 << 20
+LOAD_LOCK_NAMESPACE = 4711
 MAX_HEADER_BYTES = 64 * 1024
 
 
@@ -167,6 +168,11 @@ def verify_delivery_files(agency: str, extract_date: date, csv_path: Path,
         generated_at = _parse_generated_at(manifest["generated_at"])
     except ValueError:
         raise refuse("manifest generated_at is not an ISO 8601 timestamp with offset") from None
+    # A manifest from the future would let future calls pass and beat every later re-extract.
+    if generated_at > datetime.now(UTC) + timedelta(hours=1):
+        raise refuse("manifest generated_at is in the future")
+    if generated_at.date() < extract_date:
+        raise refuse("manifest generated_at is before the extract day")
     actual_sha = file_sha256(csv_path)
     if actual_sha != declared_sha.lower():
         raise refuse("sha256 of the data file does not match the manifest "
@@ -207,16 +213,27 @@ def read_header(csv_path: Path, refuse) -> Header:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         raise refuse("header row is not valid UTF-8") from None
-    names = next(csv.reader(io.StringIO(text)), [])
+    if "\r" in text.rstrip("\r\n") or (end == len(body) and "\r" in text):
+        raise refuse("header row is not followed by a \\n or \\r\\n line end "
+                     "(old Mac \\r-only line ends?)")
+    try:
+        names = next(csv.reader(io.StringIO(text)), [])
+    except csv.Error:
+        raise refuse("header row is not valid RFC 4180 CSV") from None
     names = [n.strip() for n in names]
+    # Required columns first: a file without a real header would otherwise have its first
+    # data row (personal data) quoted back as "column names".
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise refuse(f"missing required column(s): {', '.join(missing)}")
     if any(n == "" for n in names):
         raise refuse("header row has an empty column name")
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise refuse(f"header repeats column(s): {', '.join(dupes[:10])}")
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
-    if missing:
-        raise refuse(f"missing required column(s): {', '.join(missing)}")
+        named = [d for d in dupes if d in COLUMNS]
+        others = len(dupes) - len(named)
+        raise refuse("header repeats column(s): " + ", ".join(named)
+                     + (f"{', ' if named else ''}{others} other name(s)" if others else ""))
     unknown = [n for n in names if n not in COLUMNS]
     missing_optional = [c for c in COLUMNS if c not in names and c not in REQUIRED_COLUMNS]
     return Header(names, unknown, missing_optional,
@@ -287,8 +304,10 @@ def copy_to_staging(conn: psycopg.Connection, file_id: int | str, csv_path: Path
         "CREATE UNLOGGED TABLE {raw} (row_number integer GENERATED ALWAYS AS IDENTITY, {cols})"
     ).format(raw=raw, cols=sql.SQL(", ").join(sql.SQL("{} text").format(c) for c in all_cols)))
     digest = hashlib.sha256()
+    # FORCE_NULL: a quoted empty field ("") is null too, as the contract says.
     copy_stmt = sql.SQL(
-        "COPY {raw} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
+        "COPY {raw} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8',"
+        " FORCE_NULL ({cols}))"
     ).format(raw=raw, cols=sql.SQL(", ").join(cols))
     try:
         with conn.cursor() as cur:
@@ -384,6 +403,12 @@ def load_extract(agency: str, extract_date: date, settings: Settings | None = No
     with db.connect(url or db.warehouse_url(settings)) as conn:
         file_id, prior = _register_file(conn, delivery)
         result.file_id = file_id
+        # One loader per file: a second worker on the same file must not touch the first
+        # one's staging tables. Session-level lock, released when this connection closes.
+        if not conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok",
+                            (LOAD_LOCK_NAMESPACE, file_id)).fetchone()["ok"]:
+            raise RuntimeError(f"{where}: this file is being loaded by another worker right now")
+        conn.commit()
         if prior in ("loaded", "superseded", "ignored_older"):
             stored = conn.execute("SELECT * FROM ops.extract_file WHERE file_id = %s", (file_id,)).fetchone()
             result.outcome = "already_loaded" if prior != "ignored_older" else "ignored_older"

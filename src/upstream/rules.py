@@ -48,8 +48,9 @@ def _build_rules() -> tuple[Rule, ...]:
              "incident_id !~ '^[A-Z0-9-]+$' OR length(incident_id) > 32"))
     add(Rule("incident_id.unique_in_file", "incident_id", "unique within the file",
              "incident_occurrences > 1"))
-    add(Rule("record_version.integer_min_1", "record_version", "an integer >= 1",
-             "record_version IS NOT NULL AND coalesce(record_version_int < 1, true)"))
+    add(Rule("record_version.integer_min_1", "record_version", "an integer from 1 to 2147483647",
+             "record_version IS NOT NULL"
+             " AND coalesce(record_version_int NOT BETWEEN 1 AND 2147483647, true)"))
     for col, ts in (("call_received_at", "call_received_ts"), ("cleared_at", "cleared_ts"),
                     ("consent_recorded_at", "consent_recorded_ts")):
         add(Rule(f"{col}.timestamp_with_offset", col,
@@ -67,8 +68,9 @@ def _build_rules() -> tuple[Rule, ...]:
     add(Rule("consent_recorded_at.required_for_consent_answer", "consent_recorded_at",
              "present when consent is given, declined or withdrawn",
              "consent_status IN ('given', 'declined', 'withdrawn') AND consent_recorded_at IS NULL"))
-    add(Rule("charges_laid.integer_min_0", "charges_laid", "an integer >= 0",
-             "charges_laid IS NOT NULL AND coalesce(charges_laid_int < 0, true)"))
+    add(Rule("charges_laid.integer_min_0", "charges_laid", "an integer from 0 to 2147483647",
+             "charges_laid IS NOT NULL"
+             " AND coalesce(charges_laid_int NOT BETWEEN 0 AND 2147483647, true)"))
     add(Rule("charges_laid.matches_clearance", "charges_laid",
              "charges_laid > 0 exactly when clearance_status is cleared_by_charge",
              "(charges_laid_int > 0) <> (clearance_status = 'cleared_by_charge')"))

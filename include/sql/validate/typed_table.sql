@@ -15,6 +15,6 @@ SELECT r.*,
        CASE WHEN r.incident_id IS NULL THEN 1
             ELSE count(*) OVER (PARTITION BY r.incident_id) END AS incident_occurrences,
        {expected_agency}::text                          AS expected_agency,
-       {latest_allowed_at}::timestamptz                 AS latest_allowed_at,
+       LEAST({latest_allowed_at}::timestamptz, now())   AS latest_allowed_at,
        {extract_year}::int                              AS extract_year
 FROM {raw} AS r
