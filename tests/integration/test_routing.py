@@ -147,15 +147,16 @@ def test_faults_retries_and_throttling_deliver_each_once(upstream_env, outreach,
                                                          monkeypatch):
     from upstream.config import load_settings
 
-    monkeypatch.setenv("UPSTREAM_OUTREACH_MAX_ATTEMPTS", "12")
+    monkeypatch.setenv("UPSTREAM_OUTREACH_MAX_ATTEMPTS", "15")
     settings = load_settings()
     rows = [_row(n, date(2024, 6, 1), **_eligible()) for n in range(1, 41)]
     _load(settings, date(2024, 6, 1), rows)
-    outreach.set_faults(error_rate=0.2, drop_connection_rate=0.05, error_after_commit_rate=0.05,
-                        rate_limit_per_second=20, seed=5)
+    # 30% 5xx, dropped connections, lost answers, timeouts (held 4 s > client's 3 s), 429 bursts
+    outreach.set_faults(error_rate=0.3, drop_connection_rate=0.05, error_after_commit_rate=0.05,
+                        slow_rate=0.05, slow_ms=4000, rate_limit_per_second=20, seed=5)
     report = _route(settings)
     outreach.set_faults(error_rate=0, drop_connection_rate=0, error_after_commit_rate=0,
-                        rate_limit_per_second=None)
+                        slow_rate=0, rate_limit_per_second=None)
     eligible = _eligible_referrals(warehouse_url)
     held = {r["referral_id"] for r in outreach.referrals()}
     assert held == eligible and len(held) == 40
