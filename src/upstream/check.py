@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from psycopg import sql
+
 from upstream import db, ingest
 from upstream.config import load_settings
 from upstream.contract import FILE_NAME_RE
@@ -115,16 +117,9 @@ def _check_rows(settings, delivery: ingest.Delivery, report: CheckReport) -> Non
                 conn, settings, file_id=key, agency=delivery.agency_code,
                 extract_date=delivery.extract_date, run_name=f"check_{where}", db_url=url)
             report.failures = validation.failing_rows(conn, key, list(result.failures_by_rule))
-            typed = ingest._staging_names(key)[1]
             if report.failures:
-                from psycopg import sql
-
-                from upstream.rules import RULES_BY_NAME
-                predicate = sql.SQL(" OR ").join(
-                    sql.SQL("coalesce(({}), false)").format(sql.SQL(RULES_BY_NAME[r].failing))
-                    for r in report.failures)
                 report.rows_failing = conn.execute(
-                    sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(typed, predicate)
+                    sql.SQL("SELECT count(*) AS n FROM {}").format(ingest.suspect_table(key))
                 ).fetchone()["n"]
         finally:
             conn.rollback()

@@ -138,13 +138,17 @@ def validate_staged_file(conn: psycopg.Connection, settings: Settings, *, file_i
     # The connection string (with any password) stays in the environment, never in GX's files.
     os.environ[GX_CONNECTION_VAR] = db.sqlalchemy_url(db_url)
     view = sql.Identifier("staging", f"gx_{agency.lower()}_current")
-    typed = sql.Identifier("staging", f"load_{file_id}_typed")
+    from upstream.ingest import suspect_table
+
+    suspect = suspect_table(file_id)
     with _project_lock(project_dir):
         # GX validates a stable view, so its datasource, suite and checkpoint are created once
-        # per rule set instead of on every run (each add_or_update costs seconds).
+        # per rule set instead of on every run (each add_or_update costs seconds). The view
+        # shows the rows the one-pass evaluation flagged: GX re-applies every rule's own
+        # predicate to them, and its counts must agree (checked below).
         with conn.transaction():
             conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(view))
-            conn.execute(sql.SQL("CREATE VIEW {} AS SELECT * FROM {}").format(view, typed))
+            conn.execute(sql.SQL("CREATE VIEW {} AS SELECT * FROM {}").format(view, suspect))
         conn.commit()
         context = gx.get_context(mode="file", project_root_dir=str(project_dir))
         bars = context.variables.progress_bars
@@ -165,24 +169,36 @@ def validate_staged_file(conn: psycopg.Connection, settings: Settings, *, file_i
                 if r.exception_info and r.exception_info.get("raised_exception"):
                     # A rule that cannot run is a defect of ours, not of the file.
                     raise RuntimeError(f"GX could not evaluate rule {rule}")
+    one_pass = one_pass_counts(conn, file_id)
+    if one_pass != failures:
+        # Both come from the same predicates: a difference is a defect of ours, never the file's.
+        raise RuntimeError(f"rule evaluation disagrees with GX for rules "
+                           f"{sorted(set(one_pass) ^ set(failures) or one_pass)}")
     docs = data_docs_index(settings, agency)
     log.info("GX validation of %s %s: %s; Data Docs at %s", agency, extract_date,
              "passed" if run.success else f"{len(failures)} rule(s) failed", docs)
     return ValidationReport(run.success, failures, str(docs))
 
 
-def quarantine_failing_rows(conn: psycopg.Connection, file_id: int, rule_names: list[str]) -> int:
-    """Record every row breaking any of the given rules, in one pass. Returns distinct rows."""
-    typed = sql.Identifier("staging", f"load_{file_id}_typed")
-    rules = [RULES_BY_NAME[name] for name in rule_names]
-    values = sql.SQL(", ").join(
-        sql.SQL("({}, {}, ({}))").format(sql.Literal(r.name), sql.Literal(r.column), sql.SQL(r.failing))
-        for r in rules)
-    statement = sql.SQL(db.read_sql("validate/quarantine_rows.sql")).format(typed=typed, checks=values)
-    conn.execute(statement, {"file_id": file_id})
+def quarantine_failing_rows(conn: psycopg.Connection, file_id: int) -> int:
+    """Record every row that broke any rule, in one pass. Returns distinct rows."""
+    from upstream.ingest import suspect_table
+
+    statement = sql.SQL(db.read_sql("validate/quarantine_rows.sql")).format(
+        suspect=suspect_table(file_id))
+    conn.execute(statement, {"file_id": file_id, "rule_names": [r.name for r in RULES],
+                             "rule_columns": [r.column for r in RULES]})
     row = conn.execute("SELECT count(DISTINCT row_number) AS n FROM ops.quarantine_row WHERE file_id = %s",
                        (file_id,)).fetchone()
     return int(row["n"])
+
+
+def one_pass_counts(conn: psycopg.Connection, staging_key: int | str) -> dict[str, int]:
+    from upstream.ingest import suspect_table
+
+    return {r["rule"]: r["n"] for r in conn.execute(sql.SQL(
+        "SELECT f.rule, count(*) AS n FROM {}, unnest(failed_rules) AS f (rule) GROUP BY f.rule"
+    ).format(suspect_table(staging_key)))}
 
 
 def failing_rows(conn: psycopg.Connection, staging_key: int | str, rule_names: list[str],

@@ -726,7 +726,7 @@ REFUSALS: list[Refusal] = [
     Refusal("header_repeats_column", _data(lambda d: good(d, columns=(*FIELDS, "weapon"))),
             r"header repeats column\(s\): weapon$"),
     Refusal("header_empty_column_name", _data(lambda d: good(d, columns=(*FIELDS, ""))),
-            r"missing required column\(s\): agency_code, incident_id"),
+            r"header row has an empty column name$"),
     Refusal("header_longer_than_64k", _data(_long_header),
             r"header row is longer than 64 KiB$"),
     Refusal("semicolon_separated", _data(lambda d: good(d, delimiter=";")),

@@ -17,6 +17,5 @@ SELECT t.agency_code, t.incident_id, %(file_id)s, %(extract_date)s, t.record_ver
        core.hmac_sha256_hex(%(inner_key)s, %(outer_key)s, 'address:' || t.agency_code || ':' || t.address_id),
        t.responding_officer_id
 FROM {typed} AS t
-WHERE NOT EXISTS (SELECT 1 FROM ops.quarantine_row q
-                  WHERE q.file_id = %(file_id)s AND q.row_number = t.row_number)
+WHERE cardinality(t.failed_rules) = 0  -- quarantined rows stay behind
 ON CONFLICT (agency_code, incident_id, file_id) DO NOTHING

@@ -10,8 +10,7 @@ SELECT t.agency_code, t.incident_id, t.record_version_int, %(file_id)s, t.victim
 FROM {typed} AS t
 JOIN core.call AS c ON c.agency_code = t.agency_code AND c.incident_id = t.incident_id
 WHERE c.file_id = %(file_id)s AND c.consent_status = 'given'
-  AND NOT EXISTS (SELECT 1 FROM ops.quarantine_row q
-                  WHERE q.file_id = %(file_id)s AND q.row_number = t.row_number)
+  AND cardinality(t.failed_rules) = 0
 ON CONFLICT (agency_code, incident_id) DO UPDATE SET
     record_version = EXCLUDED.record_version, file_id = EXCLUDED.file_id,
     given_name = EXCLUDED.given_name, family_name = EXCLUDED.family_name,

@@ -1,12 +1,13 @@
--- Quarantine every row of one typed staging table that breaks any of the listed rules, in one
--- pass. Only identifiers and rule names are kept; the incident id only when well-formed.
--- {typed}: identifier; {checks}: (rule, column, failing-predicate) rows built from upstream.rules.
+-- Quarantine every row that broke a rule, from the one-pass evaluation (failed_rules). Only
+-- identifiers and rule names are kept; the incident id only when well-formed.
+-- {suspect}: identifier. Parameters: file_id, rule_names, rule_columns (parallel arrays).
 INSERT INTO ops.quarantine_row (file_id, row_number, incident_id, rule, column_name)
-SELECT %(file_id)s, t.row_number,
-       CASE WHEN t.incident_id ~ '^[A-Z0-9-]+$' AND length(t.incident_id) <= 32
-            THEN t.incident_id END,
-       c.rule, c.column_name
-FROM {typed} AS t
-CROSS JOIN LATERAL (VALUES {checks}) AS c (rule, column_name, failed)
-WHERE c.failed
+SELECT %(file_id)s, s.row_number,
+       CASE WHEN s.incident_id ~ '^[A-Z0-9-]+$' AND length(s.incident_id) <= 32
+            THEN s.incident_id END,
+       f.rule, c.column_name
+FROM {suspect} AS s
+CROSS JOIN LATERAL unnest(s.failed_rules) AS f (rule)
+JOIN unnest(%(rule_names)s::text[], %(rule_columns)s::text[]) AS c (rule, column_name)
+  ON c.rule = f.rule
 ON CONFLICT (file_id, row_number, rule) DO NOTHING

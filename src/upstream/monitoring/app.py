@@ -1,0 +1,173 @@
+"""The program-monitoring web app, mounted in the Airflow API server by plugins/upstream_monitoring.py.
+
+Routes (under the plugin's url_prefix, /upstream-monitoring):
+
+* ``GET /``                   the page: charts and tables for one agency and a period
+* ``GET /csv/<view>.csv``     one published view as CSV, same filters (no agency: all agencies)
+
+Query parameters: ``agency=WPS``, ``from=2024-01``, ``to=2024-06`` (months, inclusive).
+
+Authentication and authorisation: Airflow's own. Plugin apps are *not* behind Airflow's login
+by default, so the app carries the API server's dependency
+``airflow.api_fastapi.core_api.security.requires_access_view(AccessView.WEBSITE)`` on every
+route (``FastAPI(dependencies=...)``). It resolves the user with ``get_user``, which accepts an
+``Authorization: Bearer`` token (from ``POST /auth/token``) or the Airflow UI's ``_token`` JWT
+cookie, so the page opened from the Airflow menu is authenticated by the same login. No
+credentials: 401 (the HTML page redirects a browser to Airflow's login page instead, and
+back after login); a user the auth manager does not allow to use the UI: 403. The data is
+never read before the dependency has passed. OpenAPI/docs routes are disabled, as they would
+not carry the dependency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from upstream.monitoring import data
+from upstream.monitoring.csvout import to_csv
+from upstream.monitoring.data import Snapshot, WarehouseUnavailable
+from upstream.monitoring.render import render_page
+from upstream.monitoring.views import VIEWS, Filters, month_key
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/upstream-monitoring"
+
+SECURITY_HEADERS = {
+    # The page has no script at all; styles are inline; charts are inline SVG.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+MonthFrom = Annotated[str | None, Query(alias="from")]
+MonthTo = Annotated[str | None, Query(alias="to")]
+Agency = Annotated[str | None, Query()]
+
+
+def auth_dependency():
+    """Airflow's own check: authenticated (Bearer token or UI cookie) and allowed to use the UI."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+    from airflow.api_fastapi.core_api.security import requires_access_view
+
+    return Depends(requires_access_view(AccessView.WEBSITE))
+
+
+def _now_text() -> str:
+    try:
+        from upstream.config import load_settings
+
+        tz = load_settings().timezone
+    except Exception:
+        tz = UTC
+    return datetime.now(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _base(request: Request) -> str:
+    return (request.scope.get("root_path") or "").rstrip("/")
+
+
+def _login_redirect(request: Request) -> Response | None:
+    """For a browser asking for the page without a login: Airflow's login page, then back."""
+    if request.method != "GET" or "text/html" not in request.headers.get("accept", ""):
+        return None
+    if request.url.path.rstrip("/") != _base(request):
+        return None
+    try:
+        from airflow.api_fastapi.app import get_auth_manager
+
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(get_auth_manager().get_url_login(next_url=target),
+                                status_code=303, headers=SECURITY_HEADERS)
+    except Exception:  # no auth manager (tests) or no login page: plain 401 then
+        log.debug("monitoring: no login redirect", exc_info=True)
+        return None
+
+
+def _filename(name: str, filters: Filters) -> str:
+    parts = ["upstream", name, filters.agency or "all-agencies"]
+    if filters.month_from:
+        parts.append("from-" + month_key(filters.month_from))
+    if filters.month_to:
+        parts.append("to-" + month_key(filters.month_to))
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(parts)) + ".csv"
+
+
+def create_app(*, protect: bool = True) -> FastAPI:
+    """The monitoring app. ``protect=False`` exists for rendering tests only."""
+    app = FastAPI(
+        title="Upstream program monitoring",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[auth_dependency()] if protect else [],
+    )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 401:
+            redirect = _login_redirect(request)
+            if redirect is not None:
+                return redirect
+        response = await http_exception_handler(request, exc)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page(request: Request, agency: Agency = None, month_from: MonthFrom = None,
+                   month_to: MonthTo = None) -> HTMLResponse:
+        base = _base(request)
+        try:
+            filters = Filters.parse(agency, month_from, month_to)
+        except ValueError as exc:
+            html = render_page(Snapshot(Filters()), base=base, generated_at=_now_text(),
+                               error=f"Please check the filters: {exc}")
+            return HTMLResponse(html, status_code=400, headers=SECURITY_HEADERS)
+        try:
+            snapshot = await asyncio.to_thread(data.load, filters)
+        except WarehouseUnavailable:
+            html = render_page(Snapshot(filters), base=base, generated_at=_now_text(),
+                               error="The figures cannot be read right now (the warehouse "
+                                     "is not reachable). Please try again later.")
+            return HTMLResponse(html, status_code=503, headers=SECURITY_HEADERS)
+        html = await asyncio.to_thread(render_page, snapshot, base=base,
+                                       generated_at=_now_text())
+        return HTMLResponse(html, headers=SECURITY_HEADERS)
+
+    @app.get("/csv/{name}.csv")
+    async def csv_download(name: str, agency: Agency = None, month_from: MonthFrom = None,
+                           month_to: MonthTo = None) -> Response:
+        if name not in VIEWS:
+            raise HTTPException(404, "no such table")
+        try:
+            filters = Filters.parse(agency, month_from, month_to)
+        except ValueError as exc:
+            return PlainTextResponse(str(exc), status_code=400, headers=SECURITY_HEADERS)
+        try:
+            snapshot = await asyncio.to_thread(data.load, filters, [name], default_agency=False)
+        except WarehouseUnavailable:
+            return PlainTextResponse("the warehouse is not reachable", status_code=503,
+                                     headers=SECURITY_HEADERS)
+        if name in snapshot.unavailable:
+            return PlainTextResponse(f"{name} is unavailable: {snapshot.unavailable[name]}",
+                                     status_code=404, headers=SECURITY_HEADERS)
+        body = to_csv(VIEWS[name], snapshot.tables.get(name, []))
+        headers = dict(SECURITY_HEADERS)
+        headers["Content-Disposition"] = f'attachment; filename="{_filename(name, filters)}"'
+        return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8",
+                        headers=headers)
+
+    return app

@@ -1,0 +1,365 @@
+"""Server-rendered SVG charts: no JavaScript, no fonts or files to fetch, readable offline.
+
+Every function returns a complete ``<svg>`` element as ``markupsafe.Markup``. Every piece of
+text that goes into it (labels, titles, values) passes through ``esc`` here, because Markup is
+not escaped again by the template. A chart with no data says so instead of drawing axes.
+
+A suppressed value (None) is never drawn as zero: bars and points are left out and the label
+says "<5" or "suppressed".
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup
+
+from upstream.monitoring.views import SUPPRESSED_COUNT, SUPPRESSED_VALUE
+
+# Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
+BLUE = "#0072B2"
+ORANGE = "#E69F00"
+GREEN = "#009E73"
+VERMILLION = "#D55E00"
+SKY = "#56B4E9"
+PURPLE = "#CC79A7"
+GREY = "#595959"
+LIGHT = "#d9d9d9"
+INK = "#1a1a1a"
+
+FONT = "font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif\""
+
+Number = float | int
+
+
+def esc(value: object) -> str:
+    """Escape text for SVG/HTML text and attribute values."""
+    return html.escape(str(value), quote=True)
+
+
+def _id(raw: str) -> str:
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
+    return cleaned or "chart"
+
+
+def fmt_count(value: Number | None) -> str:
+    return SUPPRESSED_COUNT if value is None else f"{int(value):,}"
+
+
+def fmt_share(value: Number | None) -> str:
+    return SUPPRESSED_VALUE if value is None else f"{float(value) * 100:.1f}%"
+
+
+def fmt_hours(value: Number | None) -> str:
+    return SUPPRESSED_VALUE if value is None else f"{float(value):,.1f} h"
+
+
+def nice_ticks(top: float, count: int = 5, whole: bool = False) -> list[float]:
+    """0 and round steps up to at least `top` (1, 2, 2.5, 5 x 10^k); `whole`: steps >= 1."""
+    if top <= 0 or not math.isfinite(top):
+        return [0.0, 1.0]
+    raw = top / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    if whole:
+        step = max(1.0, math.ceil(step))
+    ticks = [0.0]
+    while ticks[-1] < top - 1e-12:
+        ticks.append(round(ticks[-1] + step, 10))
+    return ticks
+
+
+def _svg(chart_id: str, title: str, desc: str, width: int, height: int, body: list[str]) -> Markup:
+    cid = _id(chart_id)
+    return Markup(
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{cid}" '
+        f'viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-labelledby="{cid}-title {cid}-desc" {FONT} font-size="13" fill="{INK}">'
+        f'<title id="{cid}-title">{esc(title)}</title><desc id="{cid}-desc">{esc(desc)}</desc>'
+        + "".join(body)
+        + "</svg>"
+    )
+
+
+def empty_chart(chart_id: str, title: str, message: str = "No data for this selection",
+                width: int = 720, height: int = 120) -> Markup:
+    body = [
+        f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" fill="#fafafa" '
+        f'stroke="{LIGHT}" rx="6"/>',
+        f'<text x="{width / 2}" y="{height / 2 + 5}" text-anchor="middle" fill="{GREY}" '
+        f'font-size="15">{esc(message)}</text>',
+    ]
+    return _svg(chart_id, title, message, width, height, body)
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    color: str
+    values: Sequence[Number | None]
+    dashed: bool = False
+
+
+def _legend(series: Sequence[Series], x: float, y: float, line: bool = False) -> list[str]:
+    out, cursor = [], x
+    for s in series:
+        if line:
+            dash = ' stroke-dasharray="6 4"' if s.dashed else ""
+            out.append(f'<line x1="{cursor}" y1="{y - 4}" x2="{cursor + 22}" y2="{y - 4}" '
+                       f'stroke="{s.color}" stroke-width="3"{dash}/>')
+            cursor += 28
+        else:
+            out.append(f'<rect x="{cursor}" y="{y - 11}" width="14" height="14" rx="2" '
+                       f'fill="{s.color}"/>')
+            cursor += 20
+        out.append(f'<text x="{cursor}" y="{y}">{esc(s.name)}</text>')
+        cursor += 8 + 7.2 * len(s.name) + 18
+    return out
+
+
+def _y_axis(ticks: list[float], left: float, right: float, y_of: Callable[[float], float],
+            label: Callable[[float], str]) -> list[str]:
+    out = []
+    for t in ticks:
+        y = y_of(t)
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" '
+                   f'stroke="{LIGHT if t else GREY}" stroke-width="1"/>')
+        out.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end" fill="{GREY}" '
+                   f'font-size="12">{esc(label(t))}</text>')
+    return out
+
+
+def _x_labels(labels: Sequence[tuple[str, str]], centers: Sequence[float], y: float) -> list[str]:
+    """Two-line category labels (e.g. month / year), thinned when crowded."""
+    out = []
+    step = max(1, math.ceil(len(labels) / 18))
+    for i, ((top, bottom), cx) in enumerate(zip(labels, centers, strict=True)):
+        if i % step and i != len(labels) - 1:
+            continue
+        out.append(f'<text x="{cx:.1f}" y="{y}" text-anchor="middle" font-size="12">'
+                   f'{esc(top)}</text>')
+        if bottom:
+            out.append(f'<text x="{cx:.1f}" y="{y + 15}" text-anchor="middle" font-size="12" '
+                       f'fill="{GREY}">{esc(bottom)}</text>')
+    return out
+
+
+def stacked_bars(chart_id: str, title: str, labels: Sequence[tuple[str, str]],
+                 series: Sequence[Series], totals: Sequence[Number | None] | None = None,
+                 y_label: str = "", width: int = 720, height: int = 300) -> Markup:
+    """Stacked columns (one per category); `totals` are written above each column.
+
+    A suppressed segment is not drawn: its column is annotated "<5" in the series colour.
+    """
+    n = len(labels)
+    if n == 0 or not series:
+        return empty_chart(chart_id, title)
+    left, right, top, bottom = 56, width - 12, 40, height - 46
+    stack_tops = [sum(float(s.values[i] or 0) for s in series) for i in range(n)]
+    top_value = max([*stack_tops, *(float(t) for t in (totals or []) if t is not None), 1.0])
+    ticks = nice_ticks(top_value, whole=True)
+    scale = (bottom - top) / ticks[-1]
+
+    def y_of(v: float) -> float:
+        return bottom - v * scale
+
+    slot = (right - left) / n
+    bar = max(2.0, min(48.0, slot * 0.7))
+    body = [*_legend(series, left, 18)]
+    if y_label:
+        body.append(f'<text x="{right}" y="18" text-anchor="end" fill="{GREY}" '
+                    f'font-size="12">{esc(y_label)}</text>')
+    body += _y_axis(ticks, left, right, y_of, lambda t: f"{t:,.0f}")
+    centers = []
+    for i in range(n):
+        cx = left + slot * (i + 0.5)
+        centers.append(cx)
+        base = 0.0
+        missing = []
+        for s in series:
+            v = s.values[i]
+            if v is None:
+                missing.append(s)
+                continue
+            h = float(v) * scale
+            if h > 0:
+                body.append(f'<rect x="{cx - bar / 2:.1f}" y="{y_of(base) - h:.1f}" '
+                            f'width="{bar:.1f}" height="{h:.1f}" fill="{s.color}">'
+                            f'<title>{esc(labels[i][0])} {esc(labels[i][1])}: {esc(s.name)} '
+                            f'{esc(fmt_count(v))}</title></rect>')
+            base += float(v)
+        label_y = y_of(base) - 6
+        if totals is not None and n <= 24:
+            body.append(f'<text x="{cx:.1f}" y="{label_y:.1f}" text-anchor="middle" '
+                        f'font-size="12" font-weight="600">{esc(fmt_count(totals[i]))}</text>')
+            label_y -= 15
+        for s in missing:
+            mark = SUPPRESSED_COUNT if slot < 90 else f"{s.name} {SUPPRESSED_COUNT}"
+            body.append(f'<text x="{cx:.1f}" y="{label_y:.1f}" text-anchor="middle" '
+                        f'font-size="11" fill="{s.color}" font-weight="700">'
+                        f'{esc(mark)}<title>{esc(s.name)}: suppressed (1 to 4)'
+                        f'</title></text>')
+            label_y -= 13
+    body += _x_labels(labels, centers, bottom + 18)
+    desc = f"{title}: {n} columns; exact numbers in the table below."
+    return _svg(chart_id, title, desc, width, height, body)
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    label: str
+    count: Number | None
+    rate: Number | None
+
+
+def funnel(chart_id: str, title: str, steps: Sequence[FunnelStep], width: int = 720) -> Markup:
+    """Horizontal bars, one per step, longest first; each labelled with its count and rate."""
+    if not steps:
+        return empty_chart(chart_id, title)
+    row_h, top = 38, 10
+    height = top + row_h * len(steps) + 10
+    label_w, value_w = 230, 150
+    left, right = label_w, width - value_w
+    biggest = max([float(s.count) for s in steps if s.count is not None] + [1.0])
+    body = []
+    for i, s in enumerate(steps):
+        y = top + i * row_h
+        body.append(f'<text x="{label_w - 10}" y="{y + 22}" text-anchor="end">'
+                    f'{esc(_clip(s.label, 32))}<title>{esc(s.label)}</title></text>')
+        body.append(f'<rect x="{left}" y="{y + 6}" width="{right - left}" height="24" '
+                    f'fill="#f2f2f2" rx="3"/>')
+        if s.count is not None and s.count > 0:
+            w = max(2.0, (right - left) * float(s.count) / biggest)
+            body.append(f'<rect x="{left}" y="{y + 6}" width="{w:.1f}" height="24" '
+                        f'fill="{BLUE}" rx="3"/>')
+        value = fmt_count(s.count)
+        if s.rate is not None:
+            value += f"  ({fmt_share(s.rate)})"
+        body.append(f'<text x="{right + 10}" y="{y + 23}" font-weight="600">{esc(value)}</text>')
+    return _svg(chart_id, title, f"{title}: {len(steps)} steps; exact numbers in the table.",
+                width, height, body)
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def line_chart(chart_id: str, title: str, labels: Sequence[tuple[str, str]],
+               series: Sequence[Series], value_label: Callable[[float], str],
+               y_max: float | None = None, width: int = 720, height: int = 260) -> Markup:
+    """Lines with dots per category; a None value breaks the line (nothing is drawn there)."""
+    n = len(labels)
+    known = [float(v) for s in series for v in s.values if v is not None]
+    if n == 0 or not known:
+        return empty_chart(chart_id, title)
+    left, right, top, bottom = 64, width - 16, 40, height - 46
+    ticks = nice_ticks(y_max if y_max is not None else max(known))
+    scale = (bottom - top) / ticks[-1]
+
+    def y_of(v: float) -> float:
+        return bottom - v * scale
+
+    slot = (right - left) / n
+    centers = [left + slot * (i + 0.5) for i in range(n)]
+    body = [*_legend(series, left, 18, line=True)]
+    body += _y_axis(ticks, left, right, y_of, value_label)
+    for s in series:
+        dash = ' stroke-dasharray="6 4"' if s.dashed else ""
+        run: list[str] = []
+        for i, v in enumerate([*s.values, None]):
+            if v is not None:
+                run.append(f"{centers[i]:.1f},{y_of(float(v)):.1f}")
+                continue
+            if len(run) > 1:
+                body.append(f'<polyline points="{" ".join(run)}" fill="none" '
+                            f'stroke="{s.color}" stroke-width="2.5"{dash}/>')
+            run = []
+        for i, v in enumerate(s.values):
+            if v is None:
+                continue
+            body.append(f'<circle cx="{centers[i]:.1f}" cy="{y_of(float(v)):.1f}" r="4" '
+                        f'fill="{s.color}"><title>{esc(labels[i][0])} {esc(labels[i][1])}: '
+                        f'{esc(s.name)} {esc(value_label(float(v)))}</title></circle>')
+    for i, cx in enumerate(centers):
+        if all(s.values[i] is None for s in series):
+            body.append(f'<text x="{cx:.1f}" y="{bottom - 8}" text-anchor="middle" '
+                        f'fill="{GREY}" font-size="11">not published</text>')
+    body += _x_labels(labels, centers, bottom + 18)
+    return _svg(chart_id, title, f"{title}: exact numbers in the table below.", width, height,
+                body)
+
+
+@dataclass(frozen=True)
+class Interval:
+    label: str
+    rate: Number | None
+    low: Number | None
+    high: Number | None
+    n: Number | None
+    baseline: bool = False
+    missing: str = SUPPRESSED_VALUE  # what a NULL rate reads
+
+
+def intervals(chart_id: str, title: str, rows: Sequence[Interval], width: int = 720) -> Markup:
+    """Dot-and-whisker rows (rate with its 95% CI), the baseline cohort as a dashed reference."""
+    if not rows:
+        return empty_chart(chart_id, title)
+    row_h, top, axis_h = 36, 34, 30
+    height = top + row_h * len(rows) + axis_h
+    label_w, value_w = 250, 130
+    left, right = label_w, width - value_w
+    highest = max([float(v) for r in rows for v in (r.high, r.rate) if v is not None] + [0.05])
+    ticks = nice_ticks(min(1.0, highest * 1.1))
+    span = ticks[-1]
+
+    def x_of(v: float) -> float:
+        return left + (right - left) * float(v) / span
+
+    bottom = top + row_h * len(rows)
+    body = [f'<text x="{left}" y="16" fill="{GREY}" font-size="12">'
+            f'Dot: repeat rate · whisker: 95% confidence interval · n: index calls</text>']
+    for t in ticks:
+        x = x_of(t)
+        body.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{bottom}" '
+                    f'stroke="{LIGHT}"/>')
+        body.append(f'<text x="{x:.1f}" y="{bottom + 18}" text-anchor="middle" fill="{GREY}" '
+                    f'font-size="12">{esc(f"{t * 100:.0f}%")}</text>')
+    for r in rows:
+        if r.baseline and r.rate is not None:
+            x = x_of(r.rate)
+            body.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{bottom}" '
+                        f'stroke="{GREY}" stroke-width="1.5" stroke-dasharray="5 4"/>')
+            break
+    for i, r in enumerate(rows):
+        cy = top + i * row_h + row_h / 2
+        color = GREY if r.baseline else BLUE
+        weight = ' font-weight="700"' if r.baseline else ""
+        label = r.label if "baseline" in r.label.lower() or not r.baseline else (
+            r.label + " (baseline)")
+        body.append(f'<text x="{label_w - 10}" y="{cy - 2:.1f}" text-anchor="end"{weight}>'
+                    f'{esc(_clip(label, 30))}<title>{esc(label)}</title></text>')
+        body.append(f'<text x="{label_w - 10}" y="{cy + 12:.1f}" text-anchor="end" '
+                    f'fill="{GREY}" font-size="11">n = {esc(fmt_count(r.n))}</text>')
+        if r.low is not None and r.high is not None:
+            x1, x2 = x_of(r.low), x_of(r.high)
+            body.append(f'<line x1="{x1:.1f}" y1="{cy:.1f}" x2="{x2:.1f}" y2="{cy:.1f}" '
+                        f'stroke="{color}" stroke-width="2"/>')
+            for x in (x1, x2):
+                body.append(f'<line x1="{x:.1f}" y1="{cy - 7:.1f}" x2="{x:.1f}" '
+                            f'y2="{cy + 7:.1f}" stroke="{color}" stroke-width="2"/>')
+        if r.rate is not None:
+            shape = (f'<rect x="{x_of(r.rate) - 6:.1f}" y="{cy - 6:.1f}" width="12" height="12" '
+                     f'fill="{color}"/>' if r.baseline else
+                     f'<circle cx="{x_of(r.rate):.1f}" cy="{cy:.1f}" r="6" fill="{color}"/>')
+            body.append(shape)
+        value = r.missing if r.rate is None else fmt_share(r.rate)
+        if r.low is not None and r.high is not None:
+            value += f" ({float(r.low) * 100:.0f}–{float(r.high) * 100:.0f}%)"
+        body.append(f'<text x="{right + 10}" y="{cy + 4:.1f}" font-weight="600">'
+                    f'{esc(value)}</text>')
+    return _svg(chart_id, title, f"{title}: {len(rows)} cohorts; exact numbers in the table.",
+                width, height, body)
