@@ -103,7 +103,7 @@ def _check_rows(settings, delivery: ingest.Delivery, report: CheckReport) -> Non
     key = f"check_{uuid.uuid4().hex[:12]}"
     url = db.warehouse_url(settings)
     db.migrate(url)  # a fresh machine: the staging schema must exist
-    with db.connect(url) as conn:
+    with db.connect(url, role=db.LOADER) as conn:
         try:
             header = ingest.read_header(delivery.csv_path, refuse)
             report.unknown_columns = header.unknown

@@ -70,8 +70,21 @@ def warehouse_url(settings: Settings | None = None) -> str:
     return ensure_database(WAREHOUSE_DB, settings)
 
 
-def sqlalchemy_url(libpq_url: str) -> str:
-    """The same database as a SQLAlchemy URL (psycopg 3 driver), for GX and Airflow."""
+def sqlalchemy_url(libpq_url: str, role: str | None = None) -> str:
+    """The same database as a SQLAlchemy URL (psycopg 3 driver), for GX and Airflow.
+
+    With `role`, sessions start as that role (libpq options), like connect(role=...).
+    """
+    url = _sqlalchemy_url(libpq_url)
+    options = role_options(role)
+    if options:
+        from urllib.parse import quote
+
+        url += ("&" if "?" in url else "?") + "options=" + quote(options, safe="")
+    return url
+
+
+def _sqlalchemy_url(libpq_url: str) -> str:
     info = psycopg.conninfo.conninfo_to_dict(libpq_url)
     from urllib.parse import quote
 
@@ -88,13 +101,32 @@ def sqlalchemy_url(libpq_url: str) -> str:
     return f"postgresql+psycopg://{auth}@{host}{':' + str(port) if port else ''}/{dbname}"
 
 
+# Least-privilege roles (include/sql/migrations/004_roles.sql).
+LOADER, ROUTER, OUTCOMES, ANALYST = ("upstream_loader", "upstream_router", "upstream_outcomes",
+                                     "upstream_analyst")
+
+
+def roles_enabled() -> bool:
+    return os.environ.get("UPSTREAM_USE_DB_ROLES", "true").strip().lower() not in ("0", "false", "no")
+
+
 @contextmanager
-def connect(url: str | None = None, **kwargs: Any) -> Iterator[psycopg.Connection]:
+def connect(url: str | None = None, *, role: str | None = None,
+            **kwargs: Any) -> Iterator[psycopg.Connection]:
+    """A warehouse connection; with `role`, it works with that role's privileges only."""
     conn = psycopg.connect(url or warehouse_url(), row_factory=dict_row, **kwargs)
     try:
+        if role and roles_enabled():
+            conn.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(role)))
+            conn.commit()
         yield conn
     finally:
         conn.close()
+
+
+def role_options(role: str | None) -> str:
+    """libpq `options` that make a new session start as `role` (for GX's own connections)."""
+    return f"-c role={role}" if role and roles_enabled() else ""
 
 
 def read_sql(relative: str) -> str:

@@ -418,7 +418,7 @@ def load_extract(agency: str, extract_date: date, settings: Settings | None = No
         return RefusedFile(f"{where}: {msg}", agency=agency, extract_date=extract_date)
 
     result = LoadResult(agency, extract_date.isoformat(), outcome="loaded")
-    with db.connect(url or db.warehouse_url(settings)) as conn:
+    with db.connect(url or db.warehouse_url(settings), role=db.LOADER) as conn:
         conn.execute("SET temp_buffers = '256MB'")  # before this session's first temp table
         file_id, prior = _register_file(conn, delivery)
         result.file_id = file_id

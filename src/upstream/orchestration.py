@@ -55,7 +55,7 @@ def _record_refusal(agency, day, exc) -> None:
     csv_path, _ = ingest.delivery_paths(load_settings().landing_dir, agency, day)
     if not csv_path.is_file():
         return
-    with db.connect() as conn:
+    with db.connect(role=db.LOADER) as conn:
         conn.execute(
             "INSERT INTO ops.extract_file (agency_code, extract_date, file_name, sha256, status,"
             " reason, finished_at) VALUES (%s, %s, %s, %s, 'refused', %s, now())"

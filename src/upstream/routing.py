@@ -118,7 +118,7 @@ def plan_referrals(url: str | None = None) -> dict[str, int]:
     """Outbox in line with the current calls (db.read_sql('routing/plan_referrals.sql'))."""
     inner, outer = hmac_pads(pseudonym_key())
     statements = [s for s in db.read_sql("routing/plan_referrals.sql").split(";\n") if s.strip()]
-    with db.connect(url) as conn, conn.transaction():
+    with db.connect(url, role=db.ROUTER) as conn, conn.transaction():
         for statement in statements:
             conn.execute(statement, {"inner_key": inner, "outer_key": outer})
         counts = {r["status"]: r["n"] for r in conn.execute(
@@ -129,7 +129,7 @@ def plan_referrals(url: str | None = None) -> dict[str, int]:
 
 def retry_parked(referral_ids: list[str] | None, url: str | None = None) -> int:
     """Data team's re-try of parked referrals (all when ids is None): back to pending."""
-    with db.connect(url) as conn, conn.transaction():
+    with db.connect(url, role=db.ROUTER) as conn, conn.transaction():
         cur = conn.execute(
             "UPDATE routing.referral SET status = 'pending', attempts = 0, next_attempt_at = now(),"
             " status_reason = NULL WHERE status = 'parked'"
@@ -257,7 +257,7 @@ def deliver_referrals(settings: Settings | None = None, url: str | None = None) 
     settings = settings or load_settings()
     report = DeliveryReport()
     due_sql = db.read_sql("routing/due_referrals.sql")
-    with db.connect(url) as conn, _client(settings) as client:
+    with db.connect(url, role=db.ROUTER) as conn, _client(settings) as client:
         while True:
             rows = conn.execute(due_sql, {"batch": settings.outreach_batch_size}).fetchall()
             conn.commit()
@@ -293,7 +293,7 @@ def propagate_withdrawals(settings: Settings | None = None, url: str | None = No
     """Tell the outreach side about withdrawn consent for delivered referrals."""
     settings = settings or load_settings()
     done = 0
-    with db.connect(url) as conn, _client(settings) as client:
+    with db.connect(url, role=db.ROUTER) as conn, _client(settings) as client:
         due = conn.execute(
             "SELECT r.referral_id, c.consent_recorded_at, c.consent_officer_id"
             " FROM routing.referral r JOIN core.call c USING (agency_code, incident_id)"
@@ -345,7 +345,7 @@ def sync_events(settings: Settings | None = None, url: str | None = None,
     """Pull /v1/referral-events from the stored cursor; store events idempotently."""
     settings = settings or load_settings()
     stored = 0
-    with db.connect(url) as conn, _client(settings) as client:
+    with db.connect(url, role=db.ROUTER) as conn, _client(settings) as client:
         row = conn.execute("SELECT cursor FROM routing.sync_cursor WHERE feed = %s", (FEED,)).fetchone()
         cursor = row["cursor"] if row else None
         conn.commit()

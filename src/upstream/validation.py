@@ -136,7 +136,7 @@ def validate_staged_file(conn: psycopg.Connection, settings: Settings, *, file_i
 
     project_dir = settings.gx_dir / agency
     # The connection string (with any password) stays in the environment, never in GX's files.
-    os.environ[GX_CONNECTION_VAR] = db.sqlalchemy_url(db_url)
+    os.environ[GX_CONNECTION_VAR] = db.sqlalchemy_url(db_url, role=db.LOADER)
     view = sql.Identifier("staging", f"gx_{agency.lower()}_current")
     from upstream.ingest import suspect_table
 
