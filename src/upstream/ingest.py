@@ -358,7 +358,6 @@ def build_typed_table(conn: psycopg.Connection, file_id: int | str, agency: str,
     conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (row_number)").format(typed))
     conn.execute(sql.SQL(db.read_sql("validate/suspect_rows.sql")).format(
         suspect=suspect_table(file_id), typed=typed))
-    conn.execute(sql.SQL("ANALYZE {}").format(typed))
 
 
 def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
