@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The machine's PostgreSQL server, used for the second test pass when it answers.
 TEST_SERVER_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test test-fast lint bench bench-parse clean-local
+.PHONY: run test test-fast lint bench bench-parse clean-local system-deps
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,17 @@ $(STAMP): requirements.txt pyproject.toml
 run: $(STAMP)
 	$(BIN)/upstream serve
 
+## Debian Chromium for the browser test of the monitoring page (installed when missing, as root)
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian chromium for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "NOTICE: chromium missing and cannot be installed here; the browser test will fail"; fi; }
+
 ## make test: the whole suite on the embedded PostgreSQL, then the database tests again on
 ## the PostgreSQL server at TEST_SERVER_URL (skipped with a notice when none answers)
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not slow"
 	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], connect_timeout=3).close()" "$(TEST_SERVER_URL)" 2>/dev/null; then \
