@@ -19,7 +19,7 @@ TEST_ROOT = Path(os.environ.get("UPSTREAM_TEST_ROOT", f"/tmp/upstream-test-{os.g
 
 WAREHOUSE_TABLES = (
     "routing.disclosure_audit", "routing.referral_event", "routing.sync_cursor",
-    "routing.referral", "ops.quarantine_row", "contact.victim_contact", "core.call", "core.call_version",
+    "routing.referral", "ops.retention_log", "ops.quarantine_row", "contact.victim_contact", "core.call", "core.call_version",
     "ops.extract_file",
 )
 
@@ -60,6 +60,19 @@ def warehouse_url(server_url: str):
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def _reset_warehouse(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        # replica role: the audit log's append-only triggers do not fire for this test reset
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("TRUNCATE " + ", ".join(WAREHOUSE_TABLES) + " RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def reset_warehouse(warehouse_url: str):
+    """Empty the warehouse again inside one test (hypothesis examples share the fixtures)."""
+    return lambda: _reset_warehouse(warehouse_url)
+
+
 @pytest.fixture
 def upstream_env(tmp_path: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch):
     """Settings pointing at an empty landing area and the (emptied) session warehouse."""
@@ -70,10 +83,7 @@ def upstream_env(tmp_path: Path, warehouse_url: str, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("UPSTREAM_GX_DIR", str(home / "gx"))
     monkeypatch.setenv("UPSTREAM_PSEUDONYM_KEY", "test-pseudonym-key-" + uuid.uuid4().hex)
     monkeypatch.setenv("UPSTREAM_AGENCIES", "WPS")
-    with psycopg.connect(warehouse_url, autocommit=True) as conn:
-        # replica role: the audit log's append-only triggers do not fire for this test reset
-        conn.execute("SET session_replication_role = replica")
-        conn.execute("TRUNCATE " + ", ".join(WAREHOUSE_TABLES) + " RESTART IDENTITY CASCADE")
+    _reset_warehouse(warehouse_url)
     from upstream.config import load_settings
 
     return load_settings()
@@ -93,10 +103,16 @@ def pytest_configure(config):
     os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 
 
+# The second pass of `make test` (on the PostgreSQL server at TEST_SERVER_URL) runs the
+# database tests of these modules: loading, corrections, rules, routing, outcomes, retention.
+SERVER_PASS_MODULES = {"test_rules.py", "test_load_semantics.py", "test_routing.py",
+                       "test_outcomes.py", "test_retention.py"}
+
+
 def pytest_collection_modifyitems(config, items):
-    # Every test that touches the warehouse also runs in the second pass on a real server.
     for item in items:
-        if "warehouse_url" in getattr(item, "fixturenames", ()):
+        if (item.path.name in SERVER_PASS_MODULES
+                and "warehouse_url" in getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.server)
 
 

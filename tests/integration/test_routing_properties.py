@@ -72,13 +72,10 @@ incident_plans = st.lists(
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(plans=incident_plans)
 def test_outreach_holds_exactly_the_eligible(plans, upstream_env, outreach, warehouse_url,
-                                              monkeypatch):
-    from conftest import WAREHOUSE_TABLES
+                                              monkeypatch, reset_warehouse):
     from upstream.config import load_settings
 
-    with psycopg.connect(warehouse_url, autocommit=True) as conn:
-        conn.execute("SET session_replication_role = replica")
-        conn.execute("TRUNCATE " + ", ".join(WAREHOUSE_TABLES) + " RESTART IDENTITY CASCADE")
+    reset_warehouse()
     outreach.reset()
     s = load_settings()
     import shutil
