@@ -1,0 +1,64 @@
+"""
+### Upstream outcomes: the program-monitoring tables and their published views
+
+Runs whenever the nightly load publishes `upstream_loaded_calls`, and every day at 06:00
+America/Toronto (after the night's load and routing, so the day's outreach events are in),
+and on manual trigger.
+
+**rebuild_outcome_tables** recomputes every table in schema `outcomes` from `core`, `routing`
+and `ops` (calls by day/month and zone, the referral funnel, timeliness, repeat police contact
+by cohort, data-quality history) and replaces their contents in **one transaction**: readers of
+the `published` views see the previous build until it commits, then the new one. Deterministic:
+the same data gives the same tables; repeat-contact windows count only once fully elapsed by
+the reference date (the latest call's date).
+
+The views in schema `published` (role `upstream_analyst`) hide counts of 1-4 and, by
+complementary suppression, any cell that could be recovered from a published total. Definitions
+and caveats: `docs/measuring.md`. Safe to re-run at any time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+
+from upstream.assets import LOADED_CALLS
+from upstream.config import load_settings
+from upstream.notify import DataTeamNotifier
+
+SETTINGS = load_settings()
+
+
+@task
+def rebuild_outcome_tables() -> dict:
+    from upstream import outcomes
+
+    return outcomes.rebuild_outcomes()
+
+
+@dag(
+    dag_id="upstream_outcomes",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 6 * * *", timezone=str(SETTINGS.timezone)),
+        assets=[LOADED_CALLS],
+    ),
+    start_date=datetime(2024, 5, 1, tzinfo=SETTINGS.timezone),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["upstream", "outcomes", "monitoring"],
+    default_args={
+        "owner": "upstream-data-team",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=30),
+        "on_failure_callback": DataTeamNotifier(),
+    },
+)
+def upstream_outcomes():
+    rebuild_outcome_tables()
+
+
+upstream_outcomes()

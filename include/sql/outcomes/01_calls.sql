@@ -1,0 +1,69 @@
+-- a. Calls by local day and month of call_received_at, agency and patrol zone.
+-- Placeholders (psycopg sql.Literal): {tz}. Temp tables live until the rebuild commits.
+
+-- Day x zone: one (parallel) aggregation over core.call.
+CREATE TEMP TABLE t_calls_zone ON COMMIT DROP AS
+SELECT c.agency_code,
+       (c.call_received_at AT TIME ZONE {tz})::date AS day,
+       c.patrol_zone,
+       count(*)::int AS calls,
+       count(*) FILTER (WHERE c.clearance_status = 'cleared_by_charge')::int AS cleared_by_charge,
+       count(*) FILTER (WHERE c.clearance_status <> 'cleared_by_charge')::int AS non_charge,
+       count(*) FILTER (WHERE c.clearance_status <> 'cleared_by_charge'
+                          AND c.consent_status = 'given')::int AS consent_given,
+       count(*) FILTER (WHERE c.clearance_status <> 'cleared_by_charge'
+                          AND c.consent_status = 'declined')::int AS consent_declined,
+       count(*) FILTER (WHERE c.clearance_status <> 'cleared_by_charge'
+                          AND c.consent_status = 'withdrawn')::int AS consent_withdrawn,
+       count(*) FILTER (WHERE c.clearance_status <> 'cleared_by_charge'
+                          AND c.consent_status = 'not_asked')::int AS consent_not_asked,
+       count(*) FILTER (WHERE c.clearance_status <> 'cleared_by_charge'
+                          AND c.consent_status = 'unable_to_ask')::int AS consent_unable_to_ask
+FROM core.call AS c
+GROUP BY 1, 2, 3;
+
+-- Zone rows plus agency totals ('(all)'). Agency totals are dense: a day without calls
+-- between an agency's first and last call is a row of zeros, not a gap.
+CREATE TEMP TABLE t_calls_daily ON COMMIT DROP AS
+WITH agency_day AS (
+    SELECT agency_code, day, sum(calls)::int AS calls,
+           sum(cleared_by_charge)::int AS cleared_by_charge, sum(non_charge)::int AS non_charge,
+           sum(consent_given)::int AS consent_given, sum(consent_declined)::int AS consent_declined,
+           sum(consent_withdrawn)::int AS consent_withdrawn,
+           sum(consent_not_asked)::int AS consent_not_asked,
+           sum(consent_unable_to_ask)::int AS consent_unable_to_ask
+    FROM t_calls_zone
+    GROUP BY agency_code, day
+), span AS (
+    SELECT agency_code, min(day) AS lo, max(day) AS hi FROM agency_day GROUP BY agency_code
+)
+SELECT agency_code, day, patrol_zone, calls, cleared_by_charge, non_charge, consent_given,
+       consent_declined, consent_withdrawn, consent_not_asked, consent_unable_to_ask
+FROM t_calls_zone
+UNION ALL
+SELECT s.agency_code, d.day::date, '(all)',
+       coalesce(a.calls, 0), coalesce(a.cleared_by_charge, 0), coalesce(a.non_charge, 0),
+       coalesce(a.consent_given, 0), coalesce(a.consent_declined, 0),
+       coalesce(a.consent_withdrawn, 0), coalesce(a.consent_not_asked, 0),
+       coalesce(a.consent_unable_to_ask, 0)
+FROM span AS s
+CROSS JOIN LATERAL generate_series(s.lo::timestamp, s.hi::timestamp, interval '1 day') AS d(day)
+LEFT JOIN agency_day AS a ON a.agency_code = s.agency_code AND a.day = d.day::date;
+
+CREATE TEMP TABLE t_calls_monthly ON COMMIT DROP AS
+SELECT agency_code,
+       date_trunc('month', day)::date AS month,
+       patrol_zone,
+       sum(calls)::int AS calls,
+       sum(cleared_by_charge)::int AS cleared_by_charge,
+       sum(non_charge)::int AS non_charge,
+       sum(consent_given)::int AS consent_given,
+       sum(consent_declined)::int AS consent_declined,
+       sum(consent_withdrawn)::int AS consent_withdrawn,
+       sum(consent_not_asked)::int AS consent_not_asked,
+       sum(consent_unable_to_ask)::int AS consent_unable_to_ask
+FROM t_calls_daily
+GROUP BY agency_code, date_trunc('month', day)::date, patrol_zone;
+
+ANALYZE t_calls_daily;
+ANALYZE t_calls_monthly;

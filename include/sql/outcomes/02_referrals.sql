@@ -1,0 +1,117 @@
+-- b. Referral funnel and c. timeliness, both by month of call. Placeholders: {tz}.
+
+-- One row per referral that was delivered at least once (delivered_at is set on delivery and
+-- never cleared: a referral withdrawn after delivery still counts as referred), with what the
+-- outreach side reported about it. A referral whose call is no longer in core.call is left out.
+CREATE TEMP TABLE t_referral ON COMMIT DROP AS
+SELECT c.agency_code,
+       c.incident_id,
+       date_trunc('month', c.call_received_at AT TIME ZONE {tz})::date AS month,
+       c.call_received_at,
+       r.delivered_at,
+       coalesce(e.attempted, false) AS attempted,
+       coalesce(e.contacted, false) AS contacted,
+       coalesce(e.engaged, false) AS engaged,
+       coalesce(e.declined, false) AS declined,
+       coalesce(e.unreachable, false) AS unreachable,
+       coalesce(e.withdrawn, false) AS withdrawn,
+       e.first_contacted_at
+FROM routing.referral AS r
+JOIN core.call AS c USING (agency_code, incident_id)
+LEFT JOIN (
+    SELECT referral_id,
+           -- a contact is also an attempt (a server need not report the attempt separately)
+           bool_or(event_type IN ('contact_attempted', 'contacted')) AS attempted,
+           bool_or(event_type = 'contacted') AS contacted,
+           bool_or(event_type = 'engaged') AS engaged,
+           bool_or(event_type = 'declined') AS declined,
+           bool_or(event_type = 'unreachable') AS unreachable,
+           bool_or(event_type = 'withdrawn') AS withdrawn,
+           min(occurred_at) FILTER (WHERE event_type = 'contacted') AS first_contacted_at
+    FROM routing.referral_event
+    GROUP BY referral_id
+) AS e USING (referral_id)
+WHERE r.delivered_at IS NOT NULL;
+
+CREATE UNIQUE INDEX ON t_referral (agency_code, incident_id);
+ANALYZE t_referral;
+
+-- Funnel: steps 1-4 from the calls (current truth, the same numbers as calls_monthly), steps
+-- 5-11 from the referrals of those calls. base_step is what the rate is relative to.
+CREATE TEMP TABLE t_funnel ON COMMIT DROP AS
+WITH m AS (
+    SELECT agency_code, month, calls, non_charge,
+           consent_given + consent_declined + consent_withdrawn AS consent_asked, consent_given
+    FROM t_calls_monthly
+    WHERE patrol_zone = '(all)'
+), r AS (
+    SELECT agency_code, month,
+           count(*)::int AS referred,
+           count(*) FILTER (WHERE attempted)::int AS contact_attempted,
+           count(*) FILTER (WHERE contacted)::int AS contacted,
+           count(*) FILTER (WHERE engaged)::int AS engaged,
+           count(*) FILTER (WHERE declined)::int AS declined,
+           count(*) FILTER (WHERE unreachable)::int AS unreachable,
+           count(*) FILTER (WHERE withdrawn)::int AS withdrawn
+    FROM t_referral
+    GROUP BY agency_code, month
+), j AS (
+    SELECT m.*,
+           coalesce(r.referred, 0) AS referred,
+           coalesce(r.contact_attempted, 0) AS contact_attempted,
+           coalesce(r.contacted, 0) AS contacted,
+           coalesce(r.engaged, 0) AS engaged,
+           coalesce(r.declined, 0) AS declined,
+           coalesce(r.unreachable, 0) AS unreachable,
+           coalesce(r.withdrawn, 0) AS withdrawn
+    FROM m LEFT JOIN r USING (agency_code, month)
+)
+SELECT j.agency_code, j.month, s.step_order, s.step, s.count, s.base_step, s.base_count,
+       CASE WHEN s.base_count > 0 THEN round(s.count::numeric / s.base_count, 4) END AS rate
+FROM j
+CROSS JOIN LATERAL (VALUES
+    (1,  'ipv_calls',         j.calls,             NULL,                NULL::int),
+    (2,  'non_charge',        j.non_charge,        'ipv_calls',         j.calls),
+    (3,  'consent_asked',     j.consent_asked,     'non_charge',        j.non_charge),
+    (4,  'consent_given',     j.consent_given,     'consent_asked',     j.consent_asked),
+    (5,  'referred',          j.referred,          'consent_given',     j.consent_given),
+    (6,  'contact_attempted', j.contact_attempted, 'referred',          j.referred),
+    (7,  'contacted',         j.contacted,         'contact_attempted', j.contact_attempted),
+    (8,  'engaged',           j.engaged,           'contacted',         j.contacted),
+    (9,  'declined',          j.declined,          'contacted',         j.contacted),
+    (10, 'unreachable',       j.unreachable,       'referred',          j.referred),
+    (11, 'withdrawn',         j.withdrawn,         'referred',          j.referred)
+) AS s(step_order, step, count, base_step, base_count);
+
+-- Timeliness: hours from call to delivery, and from delivery to the first 'contacted' event.
+CREATE TEMP TABLE t_timeliness ON COMMIT DROP AS
+WITH x AS (
+    SELECT agency_code, month, 'call_to_referral' AS measure,
+           extract(epoch FROM delivered_at - call_received_at)::float8 / 3600.0 AS hours
+    FROM t_referral
+    UNION ALL
+    SELECT agency_code, month, 'referral_to_first_contact',
+           extract(epoch FROM first_contacted_at - delivered_at)::float8 / 3600.0
+    FROM t_referral
+    WHERE first_contacted_at IS NOT NULL
+), a AS (
+    SELECT agency_code, month, measure,
+           count(*)::int AS n,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY hours) AS median_hours,
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY hours) AS p90_hours,
+           count(*) FILTER (WHERE hours <= 24)::int AS within_24h,
+           count(*) FILTER (WHERE hours <= 168)::int AS within_7d
+    FROM x
+    GROUP BY agency_code, month, measure
+)
+SELECT m.agency_code, m.month, ms.measure,
+       coalesce(a.n, 0) AS n,
+       round(a.median_hours::numeric, 2) AS median_hours,
+       round(a.p90_hours::numeric, 2) AS p90_hours,
+       coalesce(a.within_24h, 0) AS within_24h,
+       coalesce(a.within_7d, 0) AS within_7d,
+       CASE WHEN a.n > 0 THEN round(a.within_24h::numeric / a.n, 4) END AS share_within_24h,
+       CASE WHEN a.n > 0 THEN round(a.within_7d::numeric / a.n, 4) END AS share_within_7d
+FROM (SELECT agency_code, month FROM t_calls_monthly WHERE patrol_zone = '(all)') AS m
+CROSS JOIN (VALUES ('call_to_referral'), ('referral_to_first_contact')) AS ms(measure)
+LEFT JOIN a ON a.agency_code = m.agency_code AND a.month = m.month AND a.measure = ms.measure;

@@ -1,0 +1,113 @@
+-- Replace the outcome tables' contents with this build, inside the rebuild's one transaction:
+-- readers see the old build until COMMIT, then the new one (MVCC; nobody waits on a lock).
+-- Placeholders: {tz}, {reference_date}, {launch_date}.
+
+CREATE TEMP TABLE t_hidden ON COMMIT DROP AS
+SELECT grain, agency_code, period, patrol_zone,
+       array_agg(measure ORDER BY ord) AS hidden
+FROM sup_cell
+WHERE sround IS NOT NULL
+GROUP BY grain, agency_code, period, patrol_zone;
+ANALYZE t_hidden;
+
+-- Zone rows of the daily table are not published: nothing hidden in them.
+DELETE FROM outcomes.calls_daily;
+INSERT INTO outcomes.calls_daily
+SELECT d.agency_code, d.day, d.patrol_zone, d.calls, d.cleared_by_charge, d.non_charge,
+       d.consent_given, d.consent_declined, d.consent_withdrawn, d.consent_not_asked,
+       d.consent_unable_to_ask,
+       CASE WHEN d.patrol_zone = '(all)' THEN coalesce(h.hidden, ARRAY[]::text[])
+            ELSE ARRAY[]::text[] END
+FROM t_calls_daily AS d
+LEFT JOIN t_hidden AS h
+  ON d.patrol_zone = '(all)' AND h.grain = 'day' AND h.agency_code = d.agency_code
+ AND h.period = d.day AND h.patrol_zone = '(all)';
+
+DELETE FROM outcomes.calls_monthly;
+INSERT INTO outcomes.calls_monthly
+SELECT m.agency_code, m.month, m.patrol_zone, m.calls, m.cleared_by_charge, m.non_charge,
+       m.consent_given, m.consent_declined, m.consent_withdrawn, m.consent_not_asked,
+       m.consent_unable_to_ask,
+       -- only the calls_monthly measures (funnel cells share the agency-total key)
+       coalesce(ARRAY(SELECT x FROM unnest(h.hidden) AS x
+                      WHERE x IN ('calls', 'cleared_by_charge', 'non_charge', 'consent_given',
+                                  'consent_declined', 'consent_not_asked',
+                                  'consent_unable_to_ask')), ARRAY[]::text[])
+FROM t_calls_monthly AS m
+LEFT JOIN t_hidden AS h
+  ON h.grain = 'month' AND h.agency_code = m.agency_code AND h.period = m.month
+ AND h.patrol_zone = m.patrol_zone;
+
+DELETE FROM outcomes.referral_funnel;
+INSERT INTO outcomes.referral_funnel
+SELECT f.agency_code, f.month, f.step_order, f.step, f.count, f.base_step, f.base_count, f.rate,
+       s.sround IS NOT NULL,
+       s.sround IS NOT NULL OR b.sround IS NOT NULL OR f.rate IS NULL
+FROM t_funnel AS f
+LEFT JOIN sup_cell AS s
+  ON s.grain = 'month' AND s.agency_code = f.agency_code AND s.period = f.month
+ AND s.patrol_zone = '(all)'
+ AND s.measure = CASE f.step WHEN 'ipv_calls' THEN 'calls' ELSE f.step END
+LEFT JOIN sup_cell AS b
+  ON b.grain = 'month' AND b.agency_code = f.agency_code AND b.period = f.month
+ AND b.patrol_zone = '(all)'
+ AND b.measure = CASE f.base_step WHEN 'ipv_calls' THEN 'calls' ELSE f.base_step END;
+
+-- n is the funnel's referred (call_to_referral) or contacted (referral_to_first_contact) cell.
+-- Statistics need n >= 5 and a visible n; a share is also hidden when the count behind it
+-- (within 24 h / within 7 days) is 1..4.
+DELETE FROM outcomes.timeliness;
+INSERT INTO outcomes.timeliness
+SELECT t.agency_code, t.month, t.measure, t.n, t.median_hours, t.p90_hours, t.within_24h,
+       t.within_7d, t.share_within_24h, t.share_within_7d,
+       s.sround IS NOT NULL AS n_hidden,
+       s.sround IS NOT NULL OR t.n < 5 AS stats_hidden,
+       s.sround IS NOT NULL OR t.n < 5 OR t.within_24h BETWEEN 1 AND 4,
+       s.sround IS NOT NULL OR t.n < 5 OR t.within_7d BETWEEN 1 AND 4
+FROM t_timeliness AS t
+LEFT JOIN sup_cell AS s
+  ON s.grain = 'month' AND s.agency_code = t.agency_code AND s.period = t.month
+ AND s.patrol_zone = '(all)'
+ AND s.measure = CASE t.measure WHEN 'call_to_referral' THEN 'referred' ELSE 'contacted' END;
+
+-- Rates with 95% Wilson intervals. No additive relation links cohorts (no total is
+-- published), so only the small-cell rule applies, plus: a rate is hidden with its count.
+DELETE FROM outcomes.repeat_contact;
+INSERT INTO outcomes.repeat_contact
+SELECT r.agency_code, r.cohort, r.window_days, r.index_calls,
+       r.with_repeat,
+       CASE WHEN r.index_calls > 0 THEN round(r.with_repeat::numeric / r.index_calls, 4) END,
+       round(outcomes.wilson_low(r.with_repeat, r.index_calls)::numeric, 4),
+       round(outcomes.wilson_high(r.with_repeat, r.index_calls)::numeric, 4),
+       r.with_charged_repeat,
+       CASE WHEN r.index_calls > 0
+            THEN round(r.with_charged_repeat::numeric / r.index_calls, 4) END,
+       round(outcomes.wilson_low(r.with_charged_repeat, r.index_calls)::numeric, 4),
+       round(outcomes.wilson_high(r.with_charged_repeat, r.index_calls)::numeric, 4),
+       r.index_calls BETWEEN 1 AND 4,
+       r.index_calls BETWEEN 1 AND 4 OR r.with_repeat BETWEEN 1 AND 4,
+       r.index_calls BETWEEN 1 AND 4 OR r.with_charged_repeat BETWEEN 1 AND 4
+FROM t_repeat AS r;
+
+DELETE FROM outcomes.data_quality_daily;
+INSERT INTO outcomes.data_quality_daily
+SELECT agency_code, extract_date, files_received, files_refused, rows_in_files, rows_loaded,
+       rows_quarantined
+FROM t_data_quality_daily;
+
+DELETE FROM outcomes.quarantine_by_rule;
+INSERT INTO outcomes.quarantine_by_rule
+SELECT agency_code, extract_date, rule, rows FROM t_quarantine_by_rule;
+
+DELETE FROM outcomes.suppressed_cell;
+INSERT INTO outcomes.suppressed_cell
+SELECT grain, agency_code, period, patrol_zone, measure, value,
+       CASE WHEN sround = 0 THEN 'small_cell' ELSE 'complementary' END
+FROM sup_cell
+WHERE sround IS NOT NULL;
+
+DELETE FROM outcomes.build_info;
+INSERT INTO outcomes.build_info (reference_date, program_launch_date, repeat_windows_days,
+                                 time_zone, calls)
+SELECT {reference_date}::date, {launch_date}::date, ARRAY[182, 365], {tz},
+       (SELECT coalesce(sum(calls), 0) FROM t_calls_monthly WHERE patrol_zone = '(all)');

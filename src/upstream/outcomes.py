@@ -1,0 +1,217 @@
+"""Outcome tables and the published program-monitoring views (docs/measuring.md).
+
+`rebuild_outcomes()` recomputes every table in schema `outcomes` from the core tables and
+replaces their contents in ONE transaction (REPEATABLE READ: every statement sees the same
+snapshot of core/routing/ops). Heavy work goes into temporary tables first; the last step
+deletes and re-inserts the outcome rows, so readers of the `published` views see the old build
+until COMMIT and the new one after it, never a half-built table, and never wait on a lock.
+The tables and views keep their OIDs, owner and grants (no DDL at rebuild time).
+
+Deterministic: no now(). "Fully elapsed" windows are judged against a reference date, the local
+date of the latest call in core.call unless one is given. Two rebuilds of the same data give
+identical tables.
+
+Settings (environment, read here only; see the README table in the final report):
+
+* ``UPSTREAM_PROGRAM_LAUNCH_DATE`` (default 2024-05-06): calls before it form the baseline
+  cohort of the repeat-contact measure.
+* ``UPSTREAM_OUTCOMES_WORK_MEM`` (default 256MB): work_mem of the rebuild transaction (sorts
+  and hashes over core.call).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from upstream import db
+from upstream.config import load_settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LAUNCH_DATE = date(2024, 5, 6)
+DEFAULT_WORK_MEM = "256MB"
+REPEAT_WINDOWS_DAYS = (182, 365)
+SMALL_CELL_MAX = 4  # counts 1..4 are hidden
+WILSON_Z = 1.959963984540054  # two-sided 95% normal quantile
+
+# One rebuild at a time (two concurrent DELETE + INSERT would both insert).
+_REBUILD_LOCK = 728362
+
+BUILD_FILES = (
+    "outcomes/01_calls.sql",
+    "outcomes/02_referrals.sql",
+    "outcomes/03_repeat_contact.sql",
+    "outcomes/04_data_quality.sql",
+    "outcomes/05_suppression_cells.sql",
+)
+SUPPRESSION_STEP = "outcomes/06_suppression_step.sql"
+PUBLISH_FILE = "outcomes/07_publish.sql"
+MAX_SUPPRESSION_ROUNDS = 200
+
+OUTCOME_TABLES = (
+    "calls_daily",
+    "calls_monthly",
+    "referral_funnel",
+    "timeliness",
+    "repeat_contact",
+    "data_quality_daily",
+    "quarantine_by_rule",
+    "suppressed_cell",
+)
+
+PUBLISHED_VIEWS = (
+    "calls_monthly",
+    "calls_daily",
+    "referral_funnel",
+    "timeliness",
+    "repeat_contact",
+    "data_quality_daily",
+    "quarantine_by_rule",
+)
+
+
+def launch_date() -> date:
+    raw = os.environ.get("UPSTREAM_PROGRAM_LAUNCH_DATE") or ""
+    if not raw:
+        return DEFAULT_LAUNCH_DATE
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValueError(
+            f"setting UPSTREAM_PROGRAM_LAUNCH_DATE must be a date (YYYY-MM-DD), got {raw!r}"
+        ) from exc
+
+
+def _work_mem() -> str:
+    raw = (os.environ.get("UPSTREAM_OUTCOMES_WORK_MEM") or DEFAULT_WORK_MEM).strip()
+    if not raw.replace("MB", "").replace("GB", "").replace("kB", "").isdigit():
+        raise ValueError(
+            f"setting UPSTREAM_OUTCOMES_WORK_MEM must look like 256MB, got {raw!r}"
+        )
+    return raw
+
+
+def wilson_interval(k: int, n: int, z: float = WILSON_Z) -> tuple[float, float] | None:
+    """95% Wilson score interval for k successes in n trials (the SQL functions'
+    reference implementation: outcomes.wilson_low / outcomes.wilson_high)."""
+    if n <= 0 or k < 0 or k > n:
+        return None
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    low = 0.0 if k == 0 else max(0.0, centre - half)
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return low, high
+
+
+def _script(relative: str, params: dict[str, Any]) -> sql.Composed:
+    return sql.SQL(db.read_sql(relative)).format(
+        **{k: sql.Literal(v) for k, v in params.items()}
+    )
+
+
+def suppress_complementary(conn: psycopg.Connection, params: dict[str, Any]) -> int:
+    """Run 06_suppression_step.sql round after round until it hides nothing; return rounds.
+
+    Needs the temp tables sup_cell / sup_member of 05_suppression_cells.sql."""
+    rounds = 0
+    while True:
+        rounds += 1
+        if rounds > MAX_SUPPRESSION_ROUNDS:
+            raise RuntimeError("complementary suppression did not converge")
+        step = _script(SUPPRESSION_STEP, {**params, "round": rounds})
+        if conn.execute(step).rowcount == 0:
+            return rounds
+
+
+def rebuild_outcomes(
+    url: str | None = None,
+    reference_date: date | None = None,
+    *,
+    before_commit: Callable[[psycopg.Connection], None] | None = None,
+) -> dict[str, Any]:
+    """Rebuild every outcome table in one transaction; return row counts and the dates used.
+
+    reference_date: the day against which "fully elapsed" repeat-contact windows are judged
+    (default: the local date of the latest call_received_at in core.call).
+    before_commit: called with the rebuild's connection just before COMMIT (tests use it to
+    look at the tables from another connection while the new build is still uncommitted).
+    """
+    settings = load_settings()
+    tz = str(settings.timezone)
+    launch = launch_date()
+    work_mem = _work_mem()
+    started = time.monotonic()
+    # As upstream_outcomes (004_roles.sql): reads core/routing/ops, owns outcomes/published,
+    # never sees contact details. UPSTREAM_USE_DB_ROLES=false keeps the login user.
+    with db.connect(url or db.warehouse_url(settings), role=db.OUTCOMES) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_REBUILD_LOCK,))
+        conn.commit()
+        try:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            with conn.transaction():
+                # temp_buffers must be set before the session's first temporary table
+                conn.execute("SELECT set_config('temp_buffers', '256MB', true)")
+                conn.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
+                conn.execute("SELECT set_config('TimeZone', %s, true)", (tz,))
+                if reference_date is None:
+                    reference_date = conn.execute(
+                        "SELECT (max(call_received_at) AT TIME ZONE %s)::date AS d FROM core.call",
+                        (tz,),
+                    ).fetchone()["d"]
+                params = {"tz": tz, "reference_date": reference_date, "launch_date": launch}
+                timings: dict[str, float] = {}
+                for relative in BUILD_FILES:
+                    t0 = time.monotonic()
+                    conn.execute(_script(relative, params))
+                    timings[relative.split("/")[-1]] = round(time.monotonic() - t0, 3)
+                t0 = time.monotonic()
+                rounds = suppress_complementary(conn, params)
+                timings["06_suppression_step.sql"] = round(time.monotonic() - t0, 3)
+                t0 = time.monotonic()
+                conn.execute(_script(PUBLISH_FILE, params))
+                timings[PUBLISH_FILE.split("/")[-1]] = round(time.monotonic() - t0, 3)
+                counts = {
+                    name: conn.execute(
+                        sql.SQL("SELECT count(*) AS n FROM {}").format(
+                            sql.Identifier("outcomes", name))
+                    ).fetchone()["n"]
+                    for name in OUTCOME_TABLES
+                }
+                counts["suppression_rounds"] = rounds
+                if before_commit is not None:
+                    before_commit(conn)
+            # The DELETE left the previous build as dead rows: reclaim them and refresh the
+            # planner's statistics now rather than whenever autovacuum comes by.
+            t0 = time.monotonic()
+            conn.isolation_level = None
+            conn.autocommit = True
+            for name in (*OUTCOME_TABLES, "build_info"):
+                conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(
+                    sql.Identifier("outcomes", name)))
+            timings["vacuum_analyze"] = round(time.monotonic() - t0, 3)
+        finally:
+            conn.autocommit = False
+            conn.isolation_level = None
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_REBUILD_LOCK,))
+            conn.commit()
+    result: dict[str, Any] = {
+        "reference_date": reference_date.isoformat() if reference_date else None,
+        "program_launch_date": launch.isoformat(),
+        "rows": counts,
+        "seconds": round(time.monotonic() - started, 3),
+        "step_seconds": timings,
+    }
+    log.info("outcome tables rebuilt (reference date %s, launch %s): %s rows in %.1f s",
+             result["reference_date"], result["program_launch_date"], counts, result["seconds"])
+    return result
