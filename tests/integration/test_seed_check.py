@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from upstream import generate, ingest, outcomes, routing
@@ -110,11 +111,13 @@ def _published_or_exact(conn, month: date, measure: str) -> tuple[int | None, in
         exact = conn.execute("SELECT count FROM outcomes.referral_funnel WHERE agency_code = 'WPS'"
                              " AND month = %s AND step = %s", (month, measure)).fetchone()["count"]
         return pub, exact
-    query = f"SELECT {measure} AS v FROM {{}}.calls_monthly WHERE agency_code = 'WPS'" \
-            " AND month = %s AND patrol_zone = '(all)'"
-    pub = conn.execute(query.format("published"), (month,)).fetchone()["v"]  # noqa: S608
-    exact = conn.execute(query.format("outcomes"), (month,)).fetchone()["v"]  # noqa: S608
-    return pub, exact
+    def cell(schema: str):
+        query = sql.SQL("SELECT {} AS v FROM {} WHERE agency_code = 'WPS' AND month = %s"
+                        " AND patrol_zone = '(all)'").format(
+            sql.Identifier(measure), sql.Identifier(schema, "calls_monthly"))
+        return conn.execute(query, (month,)).fetchone()["v"]
+
+    return cell("published"), cell("outcomes")
 
 
 def test_five_months_report_what_the_generator_put_in(upstream_env, outreach, warehouse_url,
