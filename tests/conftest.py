@@ -106,7 +106,7 @@ def pytest_configure(config):
 # The second pass of `make test` (on the PostgreSQL server at TEST_SERVER_URL) runs the
 # database tests of these modules: loading, corrections, rules, routing, outcomes, retention.
 SERVER_PASS_MODULES = {"test_rules.py", "test_load_semantics.py", "test_routing.py",
-                       "test_outcomes.py", "test_retention.py"}
+                       "test_outcomes.py", "test_retention.py", "test_roles.py"}
 
 
 def pytest_collection_modifyitems(config, items):

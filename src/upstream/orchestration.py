@@ -17,6 +17,29 @@ from upstream.dates import extract_date_from_context
 log = logging.getLogger(__name__)
 
 
+def mask_runtime_secrets() -> list[str]:
+    """Register Upstream's secrets with Airflow's masker, so a log line that ever contains one
+    shows *** instead (task process and supervisor). Returns which were registered (names)."""
+    import psycopg
+    from airflow.sdk.log import mask_secret
+
+    from upstream.config import outreach_token, pseudonym_key
+
+    registered = []
+    # names must look sensitive to Airflow (secret, token, password) or it will not mask them
+    for name, value in (("pseudonym_secret", pseudonym_key().decode()),
+                        ("outreach_token", outreach_token())):
+        mask_secret(value, name)
+        registered.append(name)
+    url = load_settings().database_url
+    if url:
+        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+        if password:
+            mask_secret(password, "warehouse_password")
+            registered.append("warehouse_password")
+    return registered
+
+
 def manifest_arrived(agency: str, context: Mapping) -> bool:
     settings = load_settings()
     day = extract_date_from_context(context)
@@ -35,6 +58,7 @@ def _fail(exc: ingest.RefusedFile):
 
 
 def verify_manifest(agency: str, context: Mapping) -> dict:
+    mask_runtime_secrets()
     settings = load_settings()
     day = extract_date_from_context(context)
     try:
@@ -65,6 +89,7 @@ def _record_refusal(agency, day, exc) -> None:
 
 
 def validate_and_load(agency: str, context: Mapping) -> dict:
+    mask_runtime_secrets()
     from upstream import notify
 
     settings = load_settings()
@@ -96,6 +121,7 @@ def _public_failure(exc):
 
 
 def plan_referrals(context: Mapping) -> dict:
+    mask_runtime_secrets()
     from upstream import routing
 
     params = context.get("params") or {}
@@ -109,6 +135,7 @@ def plan_referrals(context: Mapping) -> dict:
 
 
 def deliver_referrals(context: Mapping) -> dict:
+    mask_runtime_secrets()
     from upstream import routing
 
     try:
@@ -121,6 +148,7 @@ def deliver_referrals(context: Mapping) -> dict:
 
 
 def propagate_withdrawals(context: Mapping) -> int:
+    mask_runtime_secrets()
     from upstream import routing
 
     try:
@@ -130,6 +158,7 @@ def propagate_withdrawals(context: Mapping) -> int:
 
 
 def sync_referral_events(context: Mapping) -> int:
+    mask_runtime_secrets()
     from upstream import routing
 
     try:

@@ -164,14 +164,14 @@ def rebuild_outcomes(
                 conn.execute("SELECT set_config('temp_buffers', '256MB', true)")
                 conn.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
                 conn.execute("SELECT set_config('TimeZone', %s, true)", (tz,))
-                if reference_date is None:
-                    reference_date = conn.execute(
-                        "SELECT (max(call_received_at) AT TIME ZONE %s)::date AS d FROM core.call",
-                        (tz,),
-                    ).fetchone()["d"]
-                params = {"tz": tz, "reference_date": reference_date, "launch_date": launch}
                 timings: dict[str, float] = {}
-                for relative in BUILD_FILES:
+                params: dict[str, Any] = {"tz": tz, "launch_date": launch}
+                for i, relative in enumerate(BUILD_FILES):
+                    if i == 1 and reference_date is None:
+                        # the local date of the latest call (01_calls.sql has every day)
+                        reference_date = conn.execute(
+                            "SELECT max(day) AS d FROM t_calls_zone").fetchone()["d"]
+                    params["reference_date"] = reference_date
                     t0 = time.monotonic()
                     conn.execute(_script(relative, params))
                     timings[relative.split("/")[-1]] = round(time.monotonic() - t0, 3)

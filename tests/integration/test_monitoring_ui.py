@@ -496,6 +496,18 @@ def test_anonymous_requests_get_no_data(api_server):
     _assert_no_data(got)
 
 
+def test_airflow_api_and_ui_need_login(api_server):
+    """The REST API refuses anonymous and wrong-password callers; the generated login works."""
+    c = api_server.client
+    for path in ("/api/v2/dags", "/api/v2/dags/upstream_nightly/dagRuns",
+                 "/api/v2/connections", "/api/v2/variables"):
+        assert c.get(path).status_code in (401, 403), path
+        assert c.get(path, headers={"Authorization": "Bearer forged"}).status_code in (401, 403)
+    auth = {"Authorization": f"Bearer {api_server.token()}"}
+    listed = c.get("/api/v2/dags", headers=auth)
+    assert listed.status_code == 200 and "dags" in listed.json()
+
+
 def test_token_login_and_csv_downloads(api_server):
     c = api_server.client
     wrong = c.post("/auth/token", json={"username": "datateam", "password": "wrong-password"})
