@@ -104,9 +104,9 @@ def pytest_configure(config):
 
 
 # The second pass of `make test` (on the PostgreSQL server at TEST_SERVER_URL) runs the
-# database tests of these modules: SQL functions and rules, loading and corrections, routing,
-# and the roles (the outcome SQL is covered on both servers by the monitoring contract test).
-SERVER_PASS_MODULES = {"test_rules.py", "test_load_semantics.py", "test_routing.py",
+# database tests of these modules: SQL functions and rules, loading and corrections, the
+# outcome tables and the roles (routing's SQL is plain and runs in the first pass only).
+SERVER_PASS_MODULES = {"test_rules.py", "test_load_semantics.py", "test_outcomes.py",
                        "test_roles.py"}
 
 
