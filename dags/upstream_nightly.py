@@ -20,14 +20,14 @@ upstream_nightly --from-date ... --to-date ...` or the UI's backfill dialog.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Param, TaskGroup, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from upstream.assets import LOADED_CALLS
 from upstream.config import load_settings
-from upstream.notify import DataTeamNotifier
+from upstream.dag_defaults import default_args
 
 SETTINGS = load_settings()
 
@@ -78,14 +78,7 @@ def validate_and_load(agency: str, **context) -> dict:
             description="Extract day to (re)process, YYYY-MM-DD. Empty: the day before the run.",
         ),
     },
-    default_args={
-        "owner": "upstream-data-team",
-        "retries": 3,
-        "retry_delay": timedelta(minutes=2),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=30),
-        "on_failure_callback": DataTeamNotifier(resolve_extract_date=_extract_date),
-    },
+    default_args=default_args(resolve_extract_date=_extract_date),
 )
 def upstream_nightly():
     for agency in SETTINGS.agencies:

@@ -19,13 +19,13 @@ and caveats: `docs/measuring.md`. Safe to re-run at any time.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from upstream.assets import LOADED_CALLS
 from upstream.config import load_settings
-from upstream.notify import DataTeamNotifier
+from upstream.dag_defaults import default_args
 
 SETTINGS = load_settings()
 
@@ -48,14 +48,7 @@ def rebuild_outcome_tables() -> dict:
     max_active_runs=1,
     doc_md=__doc__,
     tags=["upstream", "outcomes", "monitoring"],
-    default_args={
-        "owner": "upstream-data-team",
-        "retries": 3,
-        "retry_delay": timedelta(minutes=2),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=30),
-        "on_failure_callback": DataTeamNotifier(),
-    },
+    default_args=default_args(),
 )
 def upstream_outcomes():
     rebuild_outcome_tables()

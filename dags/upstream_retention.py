@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from upstream.config import load_settings
-from upstream.notify import DataTeamNotifier
+from upstream.dag_defaults import default_args
 
 SETTINGS = load_settings()
 
@@ -72,14 +72,8 @@ def purge_task_logs() -> dict:
     max_active_runs=1,
     doc_md=__doc__,
     tags=["upstream", "retention", "privacy"],
-    default_args={
-        "owner": "upstream-data-team",
-        "retries": 3,
-        "retry_delay": timedelta(minutes=5),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(hours=1),
-        "on_failure_callback": DataTeamNotifier(),
-    },
+    default_args=default_args(retry_delay=timedelta(minutes=5),
+                              max_retry_delay=timedelta(hours=1)),
 )
 def upstream_retention():
     # Independent: one failing purge must not hold back the others.

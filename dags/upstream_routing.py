@@ -20,13 +20,13 @@ Eligibility is one SQL view, `core.eligible_case`: current clearance is not
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Param, dag, task
 
 from upstream.assets import LOADED_CALLS
 from upstream.config import load_settings
-from upstream.notify import DataTeamNotifier
+from upstream.dag_defaults import default_args
 
 SETTINGS = load_settings()
 
@@ -73,14 +73,7 @@ def sync_referral_events(**context) -> int:
         "referral_ids": Param([], type="array", items={"type": "string"},
                               description="Only these parked referrals (empty: all)."),
     },
-    default_args={
-        "owner": "upstream-data-team",
-        "retries": 3,
-        "retry_delay": timedelta(minutes=2),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=30),
-        "on_failure_callback": DataTeamNotifier(),
-    },
+    default_args=default_args(),
 )
 def upstream_routing():
     planned = plan_referrals()
