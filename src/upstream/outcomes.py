@@ -9,9 +9,12 @@ The tables and views keep their OIDs, owner and grants (no DDL at rebuild time).
 
 Deterministic: no now(). "Fully elapsed" windows are judged against a reference date, the local
 date of the latest call in core.call unless one is given. Two rebuilds of the same data give
-identical tables.
+identical tables. Local days: the transaction's TimeZone is set to UPSTREAM_TIMEZONE.
 
-Settings (environment, read here only; see the README table in the final report):
+Works as role upstream_outcomes (include/sql/migrations/004_roles.sql) unless
+UPSTREAM_USE_DB_ROLES=false. Definitions, suppression and caveats: docs/measuring.md.
+
+Settings (environment, read here only; docs/measuring.md lists them):
 
 * ``UPSTREAM_PROGRAM_LAUNCH_DATE`` (default 2024-05-06): calls before it form the baseline
   cohort of the repeat-contact measure.

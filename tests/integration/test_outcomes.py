@@ -213,6 +213,9 @@ def test_build_reports_reference_date_and_counts(scenario, warehouse_url):
     assert build["reference_date"] == "2025-07-15"
     assert build["program_launch_date"] == "2024-05-06"
     assert build["rows"]["repeat_contact"] == 12  # 6 cohorts x 2 windows, one agency
+    # the work table of the rebuild (victim pseudonyms) is empty between rebuilds
+    assert _rows(warehouse_url, "SELECT count(*) AS n FROM outcomes.work_repeat_victim") == [
+        {"n": 0}]
     info = _rows(warehouse_url, "SELECT * FROM published.build_info")
     assert info == [{"reference_date": date(2025, 7, 15), "program_launch_date": date(2024, 5, 6),
                      "repeat_windows_days": [182, 365], "time_zone": "America/Toronto"}]
@@ -535,6 +538,48 @@ def test_concurrent_reader_never_sees_a_partial_build(scenario, warehouse_url):
     assert counts
     assert {c[0] for c in counts} <= complete
     assert all(c[1] > 0 and c[2] == 10 for c in counts)
+
+
+def test_two_rebuilds_at_once_take_turns(scenario, warehouse_url):
+    before = _dump(warehouse_url)
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(outcomes.rebuild_outcomes(warehouse_url)["rows"])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and len(results) == 2 and results[0] == results[1]
+    assert _dump(warehouse_url) == before
+
+
+def test_rebuild_of_an_empty_warehouse(server_url):
+    from upstream import db
+
+    name = f"upstream_empty_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(server_url)
+    info["dbname"] = name
+    url = psycopg.conninfo.make_conninfo(**info)
+    try:
+        db.migrate(url)
+        build = outcomes.rebuild_outcomes(url)
+        assert build["reference_date"] is None
+        assert all(v == 0 for k, v in build["rows"].items() if k != "suppression_rounds")
+        with psycopg.connect(url, user="upstream_analyst") as conn:
+            assert conn.execute("SELECT count(*) FROM published.calls_monthly").fetchone() == (0,)
+            assert conn.execute("SELECT reference_date FROM published.build_info").fetchall() == [
+                (None,)]
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # ------------------------------------------------------------------------------------------------

@@ -179,6 +179,13 @@ CREATE TABLE outcomes.suppressed_cell (
     reason       text    NOT NULL CHECK (reason IN ('small_cell', 'complementary'))
 );
 
+-- Work table of the rebuild (victims with more than one call). UNLOGGED, not temporary, so
+-- that the query joining it to core.call may use parallel workers; emptied before every
+-- rebuild commits, so it never holds anything between rebuilds.
+CREATE UNLOGGED TABLE outcomes.work_repeat_victim (
+    victim_key   text    NOT NULL
+);
+
 -- What the last build was judged against (one row).
 CREATE TABLE outcomes.build_info (
     singleton             boolean PRIMARY KEY DEFAULT true CHECK (singleton),

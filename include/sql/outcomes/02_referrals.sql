@@ -1,14 +1,46 @@
--- b. Referral funnel and c. timeliness, both by month of call. Placeholders: {tz}.
+-- b. Referral funnel and c. timeliness, both by month of call.
 
 -- One row per referral that was delivered at least once (delivered_at is set on delivery and
--- never cleared: a referral withdrawn after delivery still counts as referred), with what the
--- outreach side reported about it. A referral whose call is no longer in core.call is left out.
-CREATE TEMP TABLE t_referral ON COMMIT DROP AS
+-- never cleared: a referral withdrawn after delivery still counts as referred), with its call.
+-- A referral whose call is no longer in core.call is left out. (Local days: the rebuild sets
+-- TimeZone.) Separate statements: a query that reads a temporary table runs without parallel
+-- workers, so the two big inputs are read on their own first.
+CREATE TEMP TABLE t_referral_call ON COMMIT DROP AS
 SELECT c.agency_code,
        c.incident_id,
-       date_trunc('month', c.call_received_at AT TIME ZONE {tz})::date AS month,
+       r.referral_id,
+       c.call_received_at::date AS day,
+       date_trunc('month', c.call_received_at::date)::date AS month,
        c.call_received_at,
-       r.delivered_at,
+       c.clearance_status = 'cleared_by_charge' AS charged,
+       c.consent_status,
+       r.delivered_at
+FROM routing.referral AS r
+JOIN core.call AS c USING (agency_code, incident_id)
+WHERE r.delivered_at IS NOT NULL;
+
+-- What the outreach side reported, per referral.
+CREATE TEMP TABLE t_referral_outcome ON COMMIT DROP AS
+SELECT referral_id,
+       -- a contact is also an attempt (a server need not report the attempt separately)
+       bool_or(event_type IN ('contact_attempted', 'contacted')) AS attempted,
+       bool_or(event_type = 'contacted') AS contacted,
+       bool_or(event_type = 'engaged') AS engaged,
+       bool_or(event_type = 'declined') AS declined,
+       bool_or(event_type = 'unreachable') AS unreachable,
+       bool_or(event_type = 'withdrawn') AS withdrawn,
+       min(occurred_at) FILTER (WHERE event_type = 'contacted') AS first_contacted_at
+FROM routing.referral_event
+WHERE event_type IN ('contact_attempted', 'contacted', 'engaged', 'declined', 'unreachable',
+                     'withdrawn')
+GROUP BY referral_id;
+
+ANALYZE t_referral_call;
+ANALYZE t_referral_outcome;
+
+CREATE TEMP TABLE t_referral ON COMMIT DROP AS
+SELECT c.agency_code, c.incident_id, c.day, c.month, c.call_received_at, c.charged,
+       c.consent_status, c.delivered_at,
        coalesce(e.attempted, false) AS attempted,
        coalesce(e.contacted, false) AS contacted,
        coalesce(e.engaged, false) AS engaged,
@@ -16,24 +48,9 @@ SELECT c.agency_code,
        coalesce(e.unreachable, false) AS unreachable,
        coalesce(e.withdrawn, false) AS withdrawn,
        e.first_contacted_at
-FROM routing.referral AS r
-JOIN core.call AS c USING (agency_code, incident_id)
-LEFT JOIN (
-    SELECT referral_id,
-           -- a contact is also an attempt (a server need not report the attempt separately)
-           bool_or(event_type IN ('contact_attempted', 'contacted')) AS attempted,
-           bool_or(event_type = 'contacted') AS contacted,
-           bool_or(event_type = 'engaged') AS engaged,
-           bool_or(event_type = 'declined') AS declined,
-           bool_or(event_type = 'unreachable') AS unreachable,
-           bool_or(event_type = 'withdrawn') AS withdrawn,
-           min(occurred_at) FILTER (WHERE event_type = 'contacted') AS first_contacted_at
-    FROM routing.referral_event
-    GROUP BY referral_id
-) AS e USING (referral_id)
-WHERE r.delivered_at IS NOT NULL;
+FROM t_referral_call AS c
+LEFT JOIN t_referral_outcome AS e USING (referral_id);
 
-CREATE UNIQUE INDEX ON t_referral (agency_code, incident_id);
 ANALYZE t_referral;
 
 -- Funnel: steps 1-4 from the calls (current truth, the same numbers as calls_monthly), steps
@@ -83,28 +100,28 @@ CROSS JOIN LATERAL (VALUES
     (11, 'withdrawn',         j.withdrawn,         'referred',          j.referred)
 ) AS s(step_order, step, count, base_step, base_count);
 
--- Timeliness: hours from call to delivery, and from delivery to the first 'contacted' event.
+-- Timeliness: hours from call to delivery (measure 1), and from delivery to the first
+-- 'contacted' event (measure 2). Grouped on byte order and an integer code: this sorts
+-- millions of rows for the percentiles.
 CREATE TEMP TABLE t_timeliness ON COMMIT DROP AS
 WITH x AS (
-    SELECT agency_code, month, 'call_to_referral' AS measure,
-           extract(epoch FROM delivered_at - call_received_at)::float8 / 3600.0 AS hours
-    FROM t_referral
-    UNION ALL
-    SELECT agency_code, month, 'referral_to_first_contact',
-           extract(epoch FROM first_contacted_at - delivered_at)::float8 / 3600.0
-    FROM t_referral
-    WHERE first_contacted_at IS NOT NULL
+    SELECT r.agency_code COLLATE "C" AS agency_code, r.month, v.m,
+           extract(epoch FROM v.span)::float8 / 3600.0 AS hours
+    FROM t_referral AS r
+    CROSS JOIN LATERAL (VALUES (1, r.delivered_at - r.call_received_at),
+                               (2, r.first_contacted_at - r.delivered_at)) AS v(m, span)
+    WHERE v.span IS NOT NULL
 ), a AS (
-    SELECT agency_code, month, measure,
+    SELECT agency_code, month, m,
            count(*)::int AS n,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY hours) AS median_hours,
            percentile_cont(0.9) WITHIN GROUP (ORDER BY hours) AS p90_hours,
            count(*) FILTER (WHERE hours <= 24)::int AS within_24h,
            count(*) FILTER (WHERE hours <= 168)::int AS within_7d
     FROM x
-    GROUP BY agency_code, month, measure
+    GROUP BY agency_code, month, m
 )
-SELECT m.agency_code, m.month, ms.measure,
+SELECT mo.agency_code, mo.month, ms.measure,
        coalesce(a.n, 0) AS n,
        round(a.median_hours::numeric, 2) AS median_hours,
        round(a.p90_hours::numeric, 2) AS p90_hours,
@@ -112,6 +129,6 @@ SELECT m.agency_code, m.month, ms.measure,
        coalesce(a.within_7d, 0) AS within_7d,
        CASE WHEN a.n > 0 THEN round(a.within_24h::numeric / a.n, 4) END AS share_within_24h,
        CASE WHEN a.n > 0 THEN round(a.within_7d::numeric / a.n, 4) END AS share_within_7d
-FROM (SELECT agency_code, month FROM t_calls_monthly WHERE patrol_zone = '(all)') AS m
-CROSS JOIN (VALUES ('call_to_referral'), ('referral_to_first_contact')) AS ms(measure)
-LEFT JOIN a ON a.agency_code = m.agency_code AND a.month = m.month AND a.measure = ms.measure;
+FROM (SELECT agency_code, month FROM t_calls_monthly WHERE patrol_zone = '(all)') AS mo
+CROSS JOIN (VALUES (1, 'call_to_referral'), (2, 'referral_to_first_contact')) AS ms(m, measure)
+LEFT JOIN a ON a.agency_code = mo.agency_code AND a.month = mo.month AND a.m = ms.m;

@@ -1,82 +1,136 @@
--- d. Repeat police contact after a non-charge call. Placeholders: {tz}, {reference_date},
--- {launch_date}.
+-- d. Repeat police contact after a non-charge call. Placeholders: {reference_date},
+-- {launch_date}. Local days and calendar-day intervals: the rebuild sets TimeZone.
 --
--- For every call, how many later calls of the same victim (victim_key) came within 182 and
--- within 365 days, and how many of those ended in a charge: one ordered pass over core.call
--- (window frames over (victim_key, call_received_at), the order of index call_victim_time),
--- no per-call subquery. "Later" is strictly later: (t, t + window]. Windows are calendar days
--- in the agencies' time zone (the rebuild sets TimeZone).
---
+-- Index calls: calls whose current clearance is not cleared_by_charge. A repeat: a later call
+-- of the same victim (victim_key), strictly after the index call and at most 182 / 365
+-- calendar days after it (local time); a charged repeat: such a call cleared by charge.
 -- An index call counts for a window only when the window has fully elapsed by the reference
--- date (the local date of the last call received, unless given):
--- local date of (t + window) <= reference date.
+-- date: local date of (call + window) = local date of the call + window <= reference date.
+--
+-- Only victims with more than one call can have a repeat (about a third of the calls). They
+-- are found in one ordered pass over the index call_victim_time (victim_key,
+-- call_received_at) (index-only where the visibility map allows); their calls then go through
+-- one window pass ordered by (victim_key, call_received_at). No per-call subquery.
+-- The index calls themselves are counted from the daily aggregate and the referrals.
+
+-- outcomes.work_repeat_victim is an UNLOGGED work table, not a temporary one, so that the
+-- next query may scan core.call with parallel workers (a query that reads a temporary table
+-- may not). Emptied again before the rebuild commits. An ordered aggregate over the index
+-- beats hashing millions of distinct keys.
+TRUNCATE outcomes.work_repeat_victim;
+SELECT set_config('enable_hashagg', 'off', true);
+INSERT INTO outcomes.work_repeat_victim (victim_key)
+SELECT victim_key
+FROM core.call
+GROUP BY victim_key
+HAVING count(*) > 1;
+SELECT set_config('enable_hashagg', 'on', true);
+ANALYZE outcomes.work_repeat_victim;
+
+-- Per call of a repeat victim, in one window pass (newest first, so that "every later call"
+-- is a frame that only grows: O(1) per row): the first later call, and the first later
+-- charged one. The frame ends 1 microsecond after the call: same-instant records are not
+-- repeats of each other. COLLATE "C": byte order, the same partitions, a much cheaper sort.
+-- Kept: index calls (not charged) with a repeat within 365 days and 182 days elapsed.
 CREATE TEMP TABLE t_repeat_calls ON COMMIT DROP AS
 SELECT w.agency_code,
        w.incident_id,
-       w.call_received_at,
+       w.day,
        w.consent_status,
-       w.rep_182 > 0 AS rep_182,
-       w.chg_182 > 0 AS chg_182,
-       w.rep_365 > 0 AS rep_365,
-       w.chg_365 > 0 AS chg_365,
-       ((w.call_received_at + interval '365 days') AT TIME ZONE {tz})::date
-           <= {reference_date}::date AS elapsed_365
+       w.next_call <= w.call_received_at + interval '182 days' AS rep_182,
+       coalesce(w.next_charged <= w.call_received_at + interval '182 days', false) AS chg_182,
+       coalesce(w.next_charged <= w.call_received_at + interval '365 days', false) AS chg_365
 FROM (
     SELECT c.agency_code, c.incident_id, c.call_received_at, c.clearance_status,
-           c.consent_status,
-           count(*) OVER w182 AS rep_182,
-           count(*) FILTER (WHERE c.clearance_status = 'cleared_by_charge') OVER w182 AS chg_182,
-           count(*) OVER w365 AS rep_365,
-           count(*) FILTER (WHERE c.clearance_status = 'cleared_by_charge') OVER w365 AS chg_365
+           c.consent_status, c.call_received_at::date AS day,
+           last_value(c.call_received_at) OVER later AS next_call,
+           min(c.call_received_at) FILTER (WHERE c.clearance_status = 'cleared_by_charge')
+               OVER later AS next_charged
     FROM core.call AS c
-    WINDOW w182 AS (PARTITION BY c.victim_key ORDER BY c.call_received_at
-                    RANGE BETWEEN interval '1 microsecond' FOLLOWING
-                              AND interval '182 days' FOLLOWING),
-           w365 AS (PARTITION BY c.victim_key ORDER BY c.call_received_at
-                    RANGE BETWEEN interval '1 microsecond' FOLLOWING
-                              AND interval '365 days' FOLLOWING)
+    WHERE c.victim_key IN (SELECT victim_key FROM outcomes.work_repeat_victim)
+    WINDOW later AS (PARTITION BY c.victim_key COLLATE "C" ORDER BY c.call_received_at DESC
+                     RANGE BETWEEN UNBOUNDED PRECEDING AND interval '1 microsecond' PRECEDING)
 ) AS w
 WHERE w.clearance_status <> 'cleared_by_charge'
-  AND ((w.call_received_at + interval '182 days') AT TIME ZONE {tz})::date <= {reference_date}::date;
+  AND w.day + 182 <= {reference_date}::date
+  AND w.next_call <= w.call_received_at + interval '365 days';
+
+TRUNCATE outcomes.work_repeat_victim;
 
 -- Cohorts. Pre-launch calls are the baseline whatever happened to them; after launch, a
 -- delivered referral decides (engaged / referred_not_engaged), then the consent answer.
 -- 'other' (consent given but never delivered, consent withdrawn before delivery) is kept in
 -- the restricted table only.
 CREATE TEMP TABLE t_repeat ON COMMIT DROP AS
-WITH idx AS (
-    SELECT i.agency_code,
-           CASE WHEN i.call_received_at < ({launch_date}::date::timestamp AT TIME ZONE {tz})
-                     THEN 'baseline'
-                WHEN r.incident_id IS NOT NULL AND r.engaged THEN 'engaged'
-                WHEN r.incident_id IS NOT NULL THEN 'referred_not_engaged'
-                WHEN i.consent_status = 'declined' THEN 'consent_declined'
-                WHEN i.consent_status IN ('not_asked', 'unable_to_ask') THEN 'consent_not_asked'
-                ELSE 'other' END AS cohort,
-           i.rep_182, i.chg_182, i.rep_365, i.chg_365, i.elapsed_365
-    FROM t_repeat_calls AS i
+WITH w AS (
+    SELECT * FROM (VALUES (182), (365)) AS w(window_days)
+), program_referral AS (    -- delivered referrals of calls that are index calls
+    SELECT r.agency_code, r.day, r.engaged,
+           CASE WHEN r.consent_status = 'declined' THEN 'consent_declined'
+                WHEN r.consent_status IN ('not_asked', 'unable_to_ask') THEN 'consent_not_asked'
+                ELSE 'other' END AS consent_cohort
+    FROM t_referral AS r
+    WHERE NOT r.charged AND r.day >= {launch_date}::date
+), index_by_consent AS (    -- index calls by the cohort their consent answer gives
+    SELECT d.agency_code, w.window_days, v.cohort, sum(v.n)::int AS n
+    FROM t_calls_daily AS d
+    CROSS JOIN w
+    CROSS JOIN LATERAL (VALUES
+        ('baseline', CASE WHEN d.day < {launch_date}::date THEN d.non_charge ELSE 0 END),
+        ('consent_declined', CASE WHEN d.day >= {launch_date}::date THEN d.consent_declined ELSE 0 END),
+        ('consent_not_asked', CASE WHEN d.day >= {launch_date}::date
+                                   THEN d.consent_not_asked + d.consent_unable_to_ask ELSE 0 END),
+        ('other', CASE WHEN d.day >= {launch_date}::date
+                       THEN d.consent_given + d.consent_withdrawn ELSE 0 END)
+    ) AS v(cohort, n)
+    WHERE d.patrol_zone = '(all)' AND d.day + w.window_days <= {reference_date}::date
+    GROUP BY d.agency_code, w.window_days, v.cohort
+), referred AS (            -- moved from their consent cohort to a referral cohort
+    SELECT p.agency_code, w.window_days, k.cohort, k.delta
+    FROM program_referral AS p
+    CROSS JOIN w
+    CROSS JOIN LATERAL (VALUES
+        (CASE WHEN p.engaged THEN 'engaged' ELSE 'referred_not_engaged' END, 1),
+        (p.consent_cohort, -1)
+    ) AS k(cohort, delta)
+    WHERE p.day + w.window_days <= {reference_date}::date
+), index_calls AS (
+    SELECT agency_code, window_days, cohort, sum(n)::int AS index_calls
+    FROM (SELECT agency_code, window_days, cohort, n FROM index_by_consent
+          UNION ALL
+          SELECT agency_code, window_days, cohort, delta FROM referred) AS u
+    GROUP BY agency_code, window_days, cohort
+), repeat_counts AS (      -- every row of t_repeat_calls had a repeat within 365 days
+    SELECT x.agency_code, k.window_days, k.cohort,
+           count(*) FILTER (WHERE k.rep)::int AS with_repeat,
+           count(*) FILTER (WHERE k.chg)::int AS with_charged_repeat
+    FROM t_repeat_calls AS x
     LEFT JOIN t_referral AS r USING (agency_code, incident_id)
-), per_window AS (
-    SELECT agency_code, cohort, 182 AS window_days, rep_182 AS rep, chg_182 AS chg FROM idx
-    UNION ALL
-    SELECT agency_code, cohort, 365, rep_365, chg_365 FROM idx WHERE elapsed_365
-), agg AS (
-    SELECT agency_code, cohort, window_days,
-           count(*)::int AS index_calls,
-           count(*) FILTER (WHERE rep)::int AS with_repeat,
-           count(*) FILTER (WHERE chg)::int AS with_charged_repeat
-    FROM per_window
-    GROUP BY agency_code, cohort, window_days
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN x.day < {launch_date}::date THEN 'baseline'
+                    WHEN r.incident_id IS NOT NULL AND r.engaged THEN 'engaged'
+                    WHEN r.incident_id IS NOT NULL THEN 'referred_not_engaged'
+                    WHEN x.consent_status = 'declined' THEN 'consent_declined'
+                    WHEN x.consent_status IN ('not_asked', 'unable_to_ask') THEN 'consent_not_asked'
+                    ELSE 'other' END AS cohort
+    ) AS co
+    CROSS JOIN LATERAL (VALUES
+        (182, co.cohort, x.rep_182, x.chg_182),
+        (365, co.cohort, x.day + 365 <= {reference_date}::date,
+                         x.day + 365 <= {reference_date}::date AND x.chg_365)
+    ) AS k(window_days, cohort, rep, chg)
+    GROUP BY x.agency_code, k.window_days, k.cohort
 ), grid AS (
     SELECT a.agency_code, k.cohort, w.window_days
     FROM (SELECT DISTINCT agency_code FROM t_calls_monthly) AS a
     CROSS JOIN (VALUES ('engaged'), ('referred_not_engaged'), ('consent_declined'),
                        ('consent_not_asked'), ('baseline'), ('other')) AS k(cohort)
-    CROSS JOIN (VALUES (182), (365)) AS w(window_days)
+    CROSS JOIN w
 )
 SELECT g.agency_code, g.cohort, g.window_days,
-       coalesce(a.index_calls, 0) AS index_calls,
-       coalesce(a.with_repeat, 0) AS with_repeat,
-       coalesce(a.with_charged_repeat, 0) AS with_charged_repeat
+       coalesce(i.index_calls, 0) AS index_calls,
+       coalesce(c.with_repeat, 0) AS with_repeat,
+       coalesce(c.with_charged_repeat, 0) AS with_charged_repeat
 FROM grid AS g
-LEFT JOIN agg AS a USING (agency_code, cohort, window_days);
+LEFT JOIN index_calls AS i USING (agency_code, cohort, window_days)
+LEFT JOIN repeat_counts AS c USING (agency_code, cohort, window_days);

@@ -43,7 +43,6 @@ FROM (
 ) AS x;
 
 ALTER TABLE sup_cell ADD PRIMARY KEY (cell_id);
-CREATE INDEX ON sup_cell (grain, agency_code, period, patrol_zone, measure);
 CREATE INDEX ON sup_cell (sround) WHERE sround IS NOT NULL;
 
 CREATE TEMP TABLE sup_member ON COMMIT DROP AS
@@ -86,7 +85,5 @@ FROM sup_cell
 WHERE grain = 'month' AND patrol_zone = '(all)'
   AND measure IN ('consent_asked', 'consent_given', 'consent_declined');
 
-CREATE INDEX ON sup_member (cell_id);
-CREATE INDEX ON sup_member (grp);
 ANALYZE sup_cell;
 ANALYZE sup_member;
