@@ -60,6 +60,13 @@ SUPPRESSION_STEP = "outcomes/06_suppression_step.sql"
 PUBLISH_FILE = "outcomes/07_publish.sql"
 MAX_SUPPRESSION_ROUNDS = 200
 
+# The local date of the latest call: per agency, the newest entry of index call_received.
+REFERENCE_DATE_SQL = (
+    "SELECT max((SELECT max(c.call_received_at) FROM core.call AS c"
+    " WHERE c.agency_code = a.agency_code))::date AS d"
+    " FROM (SELECT DISTINCT agency_code FROM ops.extract_file) AS a"
+)
+
 OUTCOME_TABLES = (
     "calls_daily",
     "calls_monthly",
@@ -137,50 +144,58 @@ def suppress_complementary(conn: psycopg.Connection, params: dict[str, Any]) -> 
             return rounds
 
 
+def _session_settings(conn: psycopg.Connection, tz: str, work_mem: str) -> None:
+    """Inside a transaction: local time zone and memory for this rebuild's statements."""
+    # temp_buffers must be set before the session's first temporary table
+    conn.execute("SELECT set_config('temp_buffers', '256MB', true)")
+    conn.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
+    conn.execute("SELECT set_config('TimeZone', %s, true)", (tz,))
+
+
 def rebuild_outcomes(
     url: str | None = None,
     reference_date: date | None = None,
     *,
     before_commit: Callable[[psycopg.Connection], None] | None = None,
 ) -> dict[str, Any]:
-    """Rebuild every outcome table in one transaction; return row counts and the dates used.
+    """Rebuild every outcome table; return row counts, the dates used and step timings.
 
     reference_date: the day against which "fully elapsed" repeat-contact windows are judged
     (default: the local date of the latest call_received_at in core.call).
     before_commit: called with the rebuild's connection just before COMMIT (tests use it to
     look at the tables from another connection while the new build is still uncommitted).
+
+    One transaction (REPEATABLE READ: every statement reads the same snapshot of the
+    warehouse) computes everything into temporary tables, then replaces the outcome tables'
+    contents; readers see the old build until it commits.
     """
     settings = load_settings()
     tz = str(settings.timezone)
     launch = launch_date()
     work_mem = _work_mem()
+    url = url or db.warehouse_url(settings)
     started = time.monotonic()
+    timings: dict[str, float] = {}
     # As upstream_outcomes (004_roles.sql): reads core/routing/ops, owns outcomes/published,
     # never sees contact details. UPSTREAM_USE_DB_ROLES=false keeps the login user.
-    with db.connect(url or db.warehouse_url(settings), role=db.OUTCOMES) as conn:
+    with db.connect(url, role=db.OUTCOMES) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_REBUILD_LOCK,))
         conn.commit()
         try:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             with conn.transaction():
-                # temp_buffers must be set before the session's first temporary table
-                conn.execute("SELECT set_config('temp_buffers', '256MB', true)")
-                conn.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
-                conn.execute("SELECT set_config('TimeZone', %s, true)", (tz,))
-                timings: dict[str, float] = {}
-                params: dict[str, Any] = {"tz": tz, "launch_date": launch}
-                for i, relative in enumerate(BUILD_FILES):
-                    if i == 1 and reference_date is None:
-                        # the local date of the latest call (01_calls.sql has every day)
-                        reference_date = conn.execute(
-                            "SELECT max(day) AS d FROM t_calls_zone").fetchone()["d"]
-                    params["reference_date"] = reference_date
+                _session_settings(conn, tz, work_mem)
+                if reference_date is None:
+                    reference_date = conn.execute(REFERENCE_DATE_SQL).fetchone()["d"]
+                params: dict[str, Any] = {"tz": tz, "reference_date": reference_date,
+                                          "launch_date": launch}
+                for relative in BUILD_FILES:
                     t0 = time.monotonic()
                     conn.execute(_script(relative, params))
                     timings[relative.split("/")[-1]] = round(time.monotonic() - t0, 3)
                 t0 = time.monotonic()
                 rounds = suppress_complementary(conn, params)
-                timings["06_suppression_step.sql"] = round(time.monotonic() - t0, 3)
+                timings[SUPPRESSION_STEP.split("/")[-1]] = round(time.monotonic() - t0, 3)
                 t0 = time.monotonic()
                 conn.execute(_script(PUBLISH_FILE, params))
                 timings[PUBLISH_FILE.split("/")[-1]] = round(time.monotonic() - t0, 3)

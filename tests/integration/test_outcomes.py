@@ -213,7 +213,7 @@ def test_build_reports_reference_date_and_counts(scenario, warehouse_url):
     assert build["reference_date"] == "2025-07-15"
     assert build["program_launch_date"] == "2024-05-06"
     assert build["rows"]["repeat_contact"] == 12  # 6 cohorts x 2 windows, one agency
-    # the work table of the rebuild (victim pseudonyms) is empty between rebuilds
+    # the rebuild's work table (victim pseudonyms) is empty once a rebuild has committed
     assert _rows(warehouse_url, "SELECT count(*) AS n FROM outcomes.work_repeat_victim") == [
         {"n": 0}]
     info = _rows(warehouse_url, "SELECT * FROM published.build_info")

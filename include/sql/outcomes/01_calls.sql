@@ -1,7 +1,7 @@
--- a. Calls by local day and month of call_received_at, agency and patrol zone.
--- Temp tables live until the rebuild commits. Local time: the rebuild sets TimeZone to
--- UPSTREAM_TIMEZONE for its transaction, so call_received_at::date is the local day (five
--- times cheaper than AT TIME ZONE '<zone name>', which looks the zone up for every row).
+-- a. Calls by local day and month of call_received_at, agency and patrol zone. Temp tables
+-- live until the rebuild commits. Local time: the rebuild sets TimeZone to UPSTREAM_TIMEZONE
+-- for its transaction, so call_received_at::date is the local day (five times cheaper than
+-- AT TIME ZONE '<zone>', which looks the zone up for every row).
 
 -- Day x zone: one pass over core.call. One count per (day, zone, clearance x consent class),
 -- pivoted afterwards: a single aggregate per row instead of nine filtered ones.

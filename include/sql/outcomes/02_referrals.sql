@@ -2,9 +2,9 @@
 
 -- One row per referral that was delivered at least once (delivered_at is set on delivery and
 -- never cleared: a referral withdrawn after delivery still counts as referred), with its call.
--- A referral whose call is no longer in core.call is left out. (Local days: the rebuild sets
--- TimeZone.) Separate statements: a query that reads a temporary table runs without parallel
--- workers, so the two big inputs are read on their own first.
+-- A referral whose call is no longer in core.call is left out. Separate statements: a query
+-- that reads a temporary table runs without parallel workers, so the two big inputs are read
+-- on their own first.
 CREATE TEMP TABLE t_referral_call ON COMMIT DROP AS
 SELECT c.agency_code,
        c.incident_id,
@@ -19,16 +19,13 @@ FROM routing.referral AS r
 JOIN core.call AS c USING (agency_code, incident_id)
 WHERE r.delivered_at IS NOT NULL;
 
--- What the outreach side reported, per referral.
+-- What the outreach side reported, per referral: one bit per event type (one aggregate per
+-- event row instead of six), and the first contact.
 CREATE TEMP TABLE t_referral_outcome ON COMMIT DROP AS
 SELECT referral_id,
-       -- a contact is also an attempt (a server need not report the attempt separately)
-       bool_or(event_type IN ('contact_attempted', 'contacted')) AS attempted,
-       bool_or(event_type = 'contacted') AS contacted,
-       bool_or(event_type = 'engaged') AS engaged,
-       bool_or(event_type = 'declined') AS declined,
-       bool_or(event_type = 'unreachable') AS unreachable,
-       bool_or(event_type = 'withdrawn') AS withdrawn,
+       bit_or(CASE event_type WHEN 'contact_attempted' THEN 1 WHEN 'contacted' THEN 2
+                              WHEN 'engaged' THEN 4 WHEN 'declined' THEN 8
+                              WHEN 'unreachable' THEN 16 WHEN 'withdrawn' THEN 32 END) AS seen,
        min(occurred_at) FILTER (WHERE event_type = 'contacted') AS first_contacted_at
 FROM routing.referral_event
 WHERE event_type IN ('contact_attempted', 'contacted', 'engaged', 'declined', 'unreachable',
@@ -41,20 +38,22 @@ ANALYZE t_referral_outcome;
 CREATE TEMP TABLE t_referral ON COMMIT DROP AS
 SELECT c.agency_code, c.incident_id, c.day, c.month, c.call_received_at, c.charged,
        c.consent_status, c.delivered_at,
-       coalesce(e.attempted, false) AS attempted,
-       coalesce(e.contacted, false) AS contacted,
-       coalesce(e.engaged, false) AS engaged,
-       coalesce(e.declined, false) AS declined,
-       coalesce(e.unreachable, false) AS unreachable,
-       coalesce(e.withdrawn, false) AS withdrawn,
+       -- a contact is also an attempt (a server need not report the attempt separately)
+       coalesce(e.seen & 3 <> 0, false) AS attempted,
+       coalesce(e.seen & 2 <> 0, false) AS contacted,
+       coalesce(e.seen & 4 <> 0, false) AS engaged,
+       coalesce(e.seen & 8 <> 0, false) AS declined,
+       coalesce(e.seen & 16 <> 0, false) AS unreachable,
+       coalesce(e.seen & 32 <> 0, false) AS withdrawn,
        e.first_contacted_at
 FROM t_referral_call AS c
 LEFT JOIN t_referral_outcome AS e USING (referral_id);
 
 ANALYZE t_referral;
 
--- Funnel: steps 1-4 from the calls (current truth, the same numbers as calls_monthly), steps
--- 5-11 from the referrals of those calls. base_step is what the rate is relative to.
+-- Funnel by month of call: steps 1-4 from the calls (current truth, the same numbers as
+-- calls_monthly), steps 5-11 from the referrals of those calls. base_step: what the rate is
+-- relative to.
 CREATE TEMP TABLE t_funnel ON COMMIT DROP AS
 WITH m AS (
     SELECT agency_code, month, calls, non_charge,
@@ -101,27 +100,44 @@ CROSS JOIN LATERAL (VALUES
 ) AS s(step_order, step, count, base_step, base_count);
 
 -- Timeliness: hours from call to delivery (measure 1), and from delivery to the first
--- 'contacted' event (measure 2). Grouped on byte order and an integer code: this sorts
--- millions of rows for the percentiles.
+-- 'contacted' event (measure 2); percentile_cont is interpolated. Every agency-month with
+-- calls, both measures. The percentiles sort millions of rows: grouped on one integer key
+-- (agency number, month, measure) that sorts much faster than the text and date columns.
 CREATE TEMP TABLE t_timeliness ON COMMIT DROP AS
-WITH x AS (
-    SELECT r.agency_code COLLATE "C" AS agency_code, r.month, v.m,
-           extract(epoch FROM v.span)::float8 / 3600.0 AS hours
-    FROM t_referral AS r
-    CROSS JOIN LATERAL (VALUES (1, r.delivered_at - r.call_received_at),
-                               (2, r.first_contacted_at - r.delivered_at)) AS v(m, span)
-    WHERE v.span IS NOT NULL
+WITH agency AS (
+    SELECT agency_code, row_number() OVER (ORDER BY agency_code COLLATE "C")::bigint AS a
+    FROM (SELECT DISTINCT agency_code FROM t_calls_monthly) AS d
+), x AS (
+    SELECT g.a * 1000000 + (extract(year FROM r.month)::int * 12
+                            + extract(month FROM r.month)::int) * 2 AS k,
+           extract(epoch FROM r.delivered_at - r.call_received_at)::float8 / 3600.0 AS hours
+    FROM t_referral AS r JOIN agency AS g USING (agency_code)
+    UNION ALL
+    SELECT g.a * 1000000 + (extract(year FROM r.month)::int * 12
+                            + extract(month FROM r.month)::int) * 2 + 1,
+           extract(epoch FROM r.first_contacted_at - r.delivered_at)::float8 / 3600.0
+    FROM t_referral AS r JOIN agency AS g USING (agency_code)
+    WHERE r.first_contacted_at IS NOT NULL
 ), a AS (
-    SELECT agency_code, month, m,
+    SELECT k,
            count(*)::int AS n,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY hours) AS median_hours,
            percentile_cont(0.9) WITHIN GROUP (ORDER BY hours) AS p90_hours,
            count(*) FILTER (WHERE hours <= 24)::int AS within_24h,
            count(*) FILTER (WHERE hours <= 168)::int AS within_7d
     FROM x
-    GROUP BY agency_code, month, m
+    GROUP BY k
+), grid AS (
+    SELECT mo.agency_code, mo.month, ms.measure,
+           g.a * 1000000 + (extract(year FROM mo.month)::int * 12
+                            + extract(month FROM mo.month)::int) * 2 + ms.m AS k
+    FROM t_calls_monthly AS mo
+    JOIN agency AS g USING (agency_code)
+    CROSS JOIN (VALUES (0, 'call_to_referral'), (1, 'referral_to_first_contact'))
+        AS ms(m, measure)
+    WHERE mo.patrol_zone = '(all)'
 )
-SELECT mo.agency_code, mo.month, ms.measure,
+SELECT grid.agency_code, grid.month, grid.measure,
        coalesce(a.n, 0) AS n,
        round(a.median_hours::numeric, 2) AS median_hours,
        round(a.p90_hours::numeric, 2) AS p90_hours,
@@ -129,6 +145,5 @@ SELECT mo.agency_code, mo.month, ms.measure,
        coalesce(a.within_7d, 0) AS within_7d,
        CASE WHEN a.n > 0 THEN round(a.within_24h::numeric / a.n, 4) END AS share_within_24h,
        CASE WHEN a.n > 0 THEN round(a.within_7d::numeric / a.n, 4) END AS share_within_7d
-FROM (SELECT agency_code, month FROM t_calls_monthly WHERE patrol_zone = '(all)') AS mo
-CROSS JOIN (VALUES (1, 'call_to_referral'), (2, 'referral_to_first_contact')) AS ms(m, measure)
-LEFT JOIN a ON a.agency_code = mo.agency_code AND a.month = mo.month AND a.m = ms.m;
+FROM grid
+LEFT JOIN a USING (k);

@@ -3,20 +3,22 @@
 --
 -- Index calls: calls whose current clearance is not cleared_by_charge. A repeat: a later call
 -- of the same victim (victim_key), strictly after the index call and at most 182 / 365
--- calendar days after it (local time); a charged repeat: such a call cleared by charge.
--- An index call counts for a window only when the window has fully elapsed by the reference
--- date: local date of (call + window) = local date of the call + window <= reference date.
+-- calendar days after it; a charged repeat: such a call cleared by charge. An index call
+-- counts for a window only when the window has fully elapsed by the reference date:
+-- local date of (call + window) = local date of the call + window <= reference date.
 --
 -- Only victims with more than one call can have a repeat (about a third of the calls). They
 -- are found in one ordered pass over the index call_victim_time (victim_key,
--- call_received_at) (index-only where the visibility map allows); their calls then go through
--- one window pass ordered by (victim_key, call_received_at). No per-call subquery.
--- The index calls themselves are counted from the daily aggregate and the referrals.
+-- call_received_at), index-only where the visibility map allows (an ordered aggregate over the
+-- index beats hashing millions of distinct keys); their calls then go through one window
+-- pass. No per-call subquery. The index calls themselves are counted from the daily
+-- aggregate and the referrals.
+--
+-- outcomes.work_repeat_victim is an UNLOGGED work table (003_outcomes.sql), not a temporary
+-- one: a query that reads a temporary table may not use parallel workers, and the next one
+-- scans all of core.call. Filled and emptied again inside the rebuild's transaction, so it
+-- never holds anything once the rebuild has committed.
 
--- outcomes.work_repeat_victim is an UNLOGGED work table, not a temporary one, so that the
--- next query may scan core.call with parallel workers (a query that reads a temporary table
--- may not). Emptied again before the rebuild commits. An ordered aggregate over the index
--- beats hashing millions of distinct keys.
 TRUNCATE outcomes.work_repeat_victim;
 SELECT set_config('enable_hashagg', 'off', true);
 INSERT INTO outcomes.work_repeat_victim (victim_key)
@@ -31,7 +33,7 @@ ANALYZE outcomes.work_repeat_victim;
 -- is a frame that only grows: O(1) per row): the first later call, and the first later
 -- charged one. The frame ends 1 microsecond after the call: same-instant records are not
 -- repeats of each other. COLLATE "C": byte order, the same partitions, a much cheaper sort.
--- Kept: index calls (not charged) with a repeat within 365 days and 182 days elapsed.
+-- Kept: index calls with a repeat within 365 days and at least 182 days elapsed.
 CREATE TEMP TABLE t_repeat_calls ON COMMIT DROP AS
 SELECT w.agency_code,
        w.incident_id,
@@ -47,7 +49,10 @@ FROM (
            min(c.call_received_at) FILTER (WHERE c.clearance_status = 'cleared_by_charge')
                OVER later AS next_charged
     FROM core.call AS c
-    WHERE c.victim_key IN (SELECT victim_key FROM outcomes.work_repeat_victim)
+    -- matched on a 64-bit hash of the pseudonym (cheaper to probe than the 64-character
+    -- key); a collision only lets a one-call victim in, whose call then has no later call
+    WHERE hashtextextended(c.victim_key, 0)
+          IN (SELECT hashtextextended(victim_key, 0) FROM outcomes.work_repeat_victim)
     WINDOW later AS (PARTITION BY c.victim_key COLLATE "C" ORDER BY c.call_received_at DESC
                      RANGE BETWEEN UNBOUNDED PRECEDING AND interval '1 microsecond' PRECEDING)
 ) AS w
@@ -57,10 +62,12 @@ WHERE w.clearance_status <> 'cleared_by_charge'
 
 TRUNCATE outcomes.work_repeat_victim;
 
--- Cohorts. Pre-launch calls are the baseline whatever happened to them; after launch, a
--- delivered referral decides (engaged / referred_not_engaged), then the consent answer.
--- 'other' (consent given but never delivered, consent withdrawn before delivery) is kept in
--- the restricted table only.
+-- Repeat contact by cohort. Pre-launch calls are the baseline whatever happened to them;
+-- after launch, a delivered referral decides (engaged / referred_not_engaged), then the
+-- consent answer. 'other' (consent given but never delivered, consent withdrawn before
+-- delivery) is kept in the restricted table only. Index calls are counted from the daily
+-- aggregate (by consent answer) and moved to the referral cohorts by the referrals; repeats
+-- come from t_repeat_calls.
 CREATE TEMP TABLE t_repeat ON COMMIT DROP AS
 WITH w AS (
     SELECT * FROM (VALUES (182), (365)) AS w(window_days)
@@ -77,7 +84,8 @@ WITH w AS (
     CROSS JOIN w
     CROSS JOIN LATERAL (VALUES
         ('baseline', CASE WHEN d.day < {launch_date}::date THEN d.non_charge ELSE 0 END),
-        ('consent_declined', CASE WHEN d.day >= {launch_date}::date THEN d.consent_declined ELSE 0 END),
+        ('consent_declined', CASE WHEN d.day >= {launch_date}::date
+                                  THEN d.consent_declined ELSE 0 END),
         ('consent_not_asked', CASE WHEN d.day >= {launch_date}::date
                                    THEN d.consent_not_asked + d.consent_unable_to_ask ELSE 0 END),
         ('other', CASE WHEN d.day >= {launch_date}::date
@@ -100,26 +108,31 @@ WITH w AS (
           UNION ALL
           SELECT agency_code, window_days, cohort, delta FROM referred) AS u
     GROUP BY agency_code, window_days, cohort
-), repeat_counts AS (      -- every row of t_repeat_calls had a repeat within 365 days
-    SELECT x.agency_code, k.window_days, k.cohort,
-           count(*) FILTER (WHERE k.rep)::int AS with_repeat,
-           count(*) FILTER (WHERE k.chg)::int AS with_charged_repeat
+), repeat_by_call AS (    -- every row of t_repeat_calls had a repeat within 365 days
+    SELECT x.agency_code,
+           CASE WHEN x.day < {launch_date}::date THEN 'baseline'
+                WHEN r.incident_id IS NOT NULL AND r.engaged THEN 'engaged'
+                WHEN r.incident_id IS NOT NULL THEN 'referred_not_engaged'
+                WHEN x.consent_status = 'declined' THEN 'consent_declined'
+                WHEN x.consent_status IN ('not_asked', 'unable_to_ask') THEN 'consent_not_asked'
+                ELSE 'other' END AS cohort,
+           x.rep_182, x.chg_182, x.chg_365,
+           x.day + 365 <= {reference_date}::date AS elapsed_365
     FROM t_repeat_calls AS x
     LEFT JOIN t_referral AS r USING (agency_code, incident_id)
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN x.day < {launch_date}::date THEN 'baseline'
-                    WHEN r.incident_id IS NOT NULL AND r.engaged THEN 'engaged'
-                    WHEN r.incident_id IS NOT NULL THEN 'referred_not_engaged'
-                    WHEN x.consent_status = 'declined' THEN 'consent_declined'
-                    WHEN x.consent_status IN ('not_asked', 'unable_to_ask') THEN 'consent_not_asked'
-                    ELSE 'other' END AS cohort
-    ) AS co
-    CROSS JOIN LATERAL (VALUES
-        (182, co.cohort, x.rep_182, x.chg_182),
-        (365, co.cohort, x.day + 365 <= {reference_date}::date,
-                         x.day + 365 <= {reference_date}::date AND x.chg_365)
-    ) AS k(window_days, cohort, rep, chg)
-    GROUP BY x.agency_code, k.window_days, k.cohort
+), repeat_by_cohort AS (
+    SELECT agency_code, cohort,
+           count(*) FILTER (WHERE rep_182)::int AS rep_182,
+           count(*) FILTER (WHERE chg_182)::int AS chg_182,
+           count(*) FILTER (WHERE elapsed_365)::int AS rep_365,
+           count(*) FILTER (WHERE elapsed_365 AND chg_365)::int AS chg_365
+    FROM repeat_by_call
+    GROUP BY agency_code, cohort
+), repeat_counts AS (
+    SELECT c.agency_code, k.window_days, c.cohort, k.with_repeat, k.with_charged_repeat
+    FROM repeat_by_cohort AS c
+    CROSS JOIN LATERAL (VALUES (182, c.rep_182, c.chg_182), (365, c.rep_365, c.chg_365))
+        AS k(window_days, with_repeat, with_charged_repeat)
 ), grid AS (
     SELECT a.agency_code, k.cohort, w.window_days
     FROM (SELECT DISTINCT agency_code FROM t_calls_monthly) AS a

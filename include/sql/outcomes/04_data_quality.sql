@@ -1,5 +1,6 @@
--- e. Data-quality history per agency and extract day (every delivery registered in
--- ops.extract_file, whatever happened to it), and quarantined rows by rule.
+-- e. Data-quality history per agency and extract day: every delivery registered in
+-- ops.extract_file, whatever happened to it, and quarantined rows by rule (a row that broke
+-- several rules counts once per rule).
 CREATE TEMP TABLE t_data_quality_daily ON COMMIT DROP AS
 SELECT agency_code,
        extract_date,
@@ -11,7 +12,6 @@ SELECT agency_code,
 FROM ops.extract_file
 GROUP BY agency_code, extract_date;
 
--- A row that breaks several rules counts once per rule.
 CREATE TEMP TABLE t_quarantine_by_rule ON COMMIT DROP AS
 SELECT f.agency_code, f.extract_date, q.rule, count(*)::int AS rows
 FROM ops.quarantine_row AS q

@@ -1,4 +1,4 @@
--- One round of complementary suppression. Placeholders: {round} (1, 2, ...).
+-- One round of complementary suppression. Placeholder: {round} (1, 2, ...).
 -- Only groups holding a cell hidden in the previous round can have changed; in each of them
 -- that has exactly one hidden cell, hide the smallest visible cell (non-zero first; ties:
 -- measure order, then period, zone, agency). A group reaching exactly one hidden cell in round
