@@ -1,9 +1,9 @@
 """
 ### Upstream outcomes: the program-monitoring tables and their published views
 
-Runs whenever the nightly load publishes `upstream_loaded_calls`, and every day at 06:00
-America/Toronto (after the night's load and routing, so the day's outreach events are in),
-and on manual trigger.
+Runs whenever the nightly load publishes `upstream_loaded_calls` or routing's status sync
+publishes `upstream_referral_events` (so the day's outreach events are in), every day at 06:00
+America/Toronto, and on manual trigger.
 
 **rebuild_outcome_tables** recomputes every table in schema `outcomes` from `core`, `routing`
 and `ops` (calls by day/month and zone, the referral funnel, timeliness, repeat police contact
@@ -23,7 +23,7 @@ from datetime import datetime
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from upstream.assets import LOADED_CALLS
+from upstream.assets import LOADED_CALLS, REFERRAL_EVENTS
 from upstream.config import load_settings
 from upstream.dag_defaults import default_args
 
@@ -41,7 +41,7 @@ def rebuild_outcome_tables() -> dict:
     dag_id="upstream_outcomes",
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("0 6 * * *", timezone=str(SETTINGS.timezone)),
-        assets=[LOADED_CALLS],
+        assets=LOADED_CALLS | REFERRAL_EVENTS,
     ),
     start_date=datetime(2024, 5, 1, tzinfo=SETTINGS.timezone),
     catchup=False,

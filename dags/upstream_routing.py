@@ -12,7 +12,8 @@ Eligibility is one SQL view, `core.eligible_case`: current clearance is not
    5xx / timeouts / dropped connections with exponential backoff and jitter, honours
    `Retry-After` on 429; 409 / 422 park the referral with the reason (no values).
 3. **propagate_withdrawals**: POST /v1/referrals/{id}/withdrawal.
-4. **sync_referral_events**: pulls /v1/referral-events from the stored cursor.
+4. **sync_referral_events**: pulls /v1/referral-events from the stored cursor; publishes
+   `upstream_referral_events` (the outcomes DAG rebuilds on it).
 
 **Re-try parked referrals**: *Trigger* with `retry_parked` = true and, optionally, a list of
 `referral_ids` (empty = all parked). Every disclosure is on `routing.disclosure_audit`.
@@ -24,7 +25,7 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, task
 
-from upstream.assets import LOADED_CALLS
+from upstream.assets import LOADED_CALLS, REFERRAL_EVENTS
 from upstream.config import load_settings
 from upstream.dag_defaults import default_args
 
@@ -52,7 +53,7 @@ def propagate_withdrawals(**context) -> int:
     return orchestration.propagate_withdrawals(context)
 
 
-@task(trigger_rule="all_done")
+@task(trigger_rule="all_done", outlets=[REFERRAL_EVENTS])
 def sync_referral_events(**context) -> int:
     from upstream import orchestration
 

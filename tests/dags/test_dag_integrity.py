@@ -49,6 +49,31 @@ def test_nightly_shape_per_agency(dagbag):
     assert "extract_date" in dag.params
 
 
+def test_routing_status_sync_publishes_referral_events(dagbag):
+    from upstream.assets import REFERRAL_EVENTS
+
+    sync = dagbag.dags["upstream_routing"].get_task("sync_referral_events")
+    assert list(sync.outlets) == [REFERRAL_EVENTS]
+
+
+def test_outcomes_rebuild_after_load_or_status_sync_and_daily(dagbag):
+    """Outcomes run on LOADED_CALLS | REFERRAL_EVENTS (either one, not both) or at 06:00."""
+    from airflow.sdk import AssetAny, AssetOrTimeSchedule, CronTriggerTimetable
+
+    from upstream.assets import LOADED_CALLS, REFERRAL_EVENTS
+
+    schedule = dagbag.dags["upstream_outcomes"].timetable
+    assert isinstance(schedule, AssetOrTimeSchedule)
+    assert isinstance(schedule.timetable, CronTriggerTimetable)
+    condition = schedule.asset_condition
+    assert isinstance(condition, AssetAny), f"outcomes must run on either asset, got {condition!r}"
+    assert set(condition.objects) == {LOADED_CALLS, REFERRAL_EVENTS}
+    # ... and those are exactly what the producing tasks publish.
+    load = dagbag.dags["upstream_nightly"].get_task("WPS.validate_and_load")
+    sync = dagbag.dags["upstream_routing"].get_task("sync_referral_events")
+    assert set(condition.objects) == set(load.outlets) | set(sync.outlets)
+
+
 def test_one_task_group_per_configured_agency(monkeypatch):
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import upstream_nightly as m; "
