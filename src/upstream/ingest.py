@@ -344,16 +344,27 @@ def failed_rules_expression() -> sql.Composable:
     return sql.SQL("array_remove(ARRAY[{}]::text[], NULL)").format(cases)
 
 
+_PAD_SETTING = "upstream.hmac_{}"
+
+
 def build_typed_table(conn: psycopg.Connection, file_id: int | str, agency: str,
                       delivery: Delivery) -> None:
     raw, typed = _staging_names(file_id)
     template = db.read_sql("validate/typed_table.sql")
+    # The HMAC pads travel as bind parameters into transaction-local settings, which the
+    # parallel workers of the CREATE TABLE AS inherit; they end with this transaction.
+    inner, outer = hmac_pads(pseudonym_key())
+    conn.execute("SELECT set_config(%s, %s, true), set_config(%s, %s, true)",
+                 (_PAD_SETTING.format("inner"), inner.hex(), _PAD_SETTING.format("outer"), outer.hex()))
+    pad = "(SELECT decode(current_setting({}), 'hex'))"
     conn.execute(sql.SQL(template).format(
         raw=raw, typed=typed,
         expected_agency=sql.Literal(agency),
         latest_allowed_at=sql.Literal(delivery.generated_at),
         extract_year=sql.Literal(delivery.extract_date.year),
         failed_rules=failed_rules_expression(),
+        inner_key=sql.SQL(pad).format(sql.Literal(_PAD_SETTING.format("inner"))),
+        outer_key=sql.SQL(pad).format(sql.Literal(_PAD_SETTING.format("outer"))),
     ))
     conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (row_number)").format(typed))
     conn.execute(sql.SQL(db.read_sql("validate/suspect_rows.sql")).format(
@@ -419,6 +430,8 @@ def load_extract(agency: str, extract_date: date, settings: Settings | None = No
     result = LoadResult(agency, extract_date.isoformat(), outcome="loaded")
     with db.connect(url or db.warehouse_url(settings), role=db.LOADER) as conn:
         conn.execute("SET temp_buffers = '256MB'")  # before this session's first temp table
+        # The duplicate check's hash and the merge's sort of a large file stay in memory.
+        conn.execute("SET work_mem = '128MB'")
         file_id, prior = _register_file(conn, delivery)
         result.file_id = file_id
         # One loader per file: a second worker on the same file must not touch the first
@@ -521,9 +534,8 @@ def _merge(conn: psycopg.Connection, file_id: int, delivery: Delivery, result: L
     """One transaction: supersede an older extract of the day, add this file's versions,
     re-derive the current calls and the contact details of the incidents involved."""
     _, typed = _staging_names(file_id)
-    inner, outer = hmac_pads(pseudonym_key())
     params = {"file_id": file_id, "extract_date": delivery.extract_date,
-              "agency": delivery.agency_code, "inner_key": inner, "outer_key": outer}
+              "agency": delivery.agency_code}
     with conn.transaction():
         conn.execute("CREATE TEMP TABLE affected_incident (agency_code text, incident_id text,"
                      " PRIMARY KEY (agency_code, incident_id)) ON COMMIT DROP")

@@ -1,6 +1,6 @@
 -- Valid rows of one staged file -> core.call_version, pseudonymised, contact fields and
 -- narrative left behind. {typed}: the typed staging table (identifier).
--- Parameters: file_id, extract_date, inner_key, outer_key (HMAC pads, see core.hmac_sha256_hex).
+-- The pseudonyms were computed with the typed table. Parameters: file_id, extract_date.
 INSERT INTO core.call_version (
     agency_code, incident_id, file_id, extract_date, record_version, call_received_at,
     cleared_at, call_source, call_type, patrol_zone, clearance_status, charges_laid,
@@ -12,9 +12,7 @@ SELECT t.agency_code, t.incident_id, %(file_id)s, %(extract_date)s, t.record_ver
        t.clearance_status, t.charges_laid_int, t.relationship, t.weapon, t.injury_level,
        t.children_present_bool, t.substance_involved_bool, t.consent_status,
        t.consent_recorded_ts, t.consent_officer_id,
-       core.hmac_sha256_hex(%(inner_key)s, %(outer_key)s, 'person:' || t.agency_code || ':' || t.victim_person_id),
-       core.hmac_sha256_hex(%(inner_key)s, %(outer_key)s, 'person:' || t.agency_code || ':' || t.accused_person_id),
-       core.hmac_sha256_hex(%(inner_key)s, %(outer_key)s, 'address:' || t.agency_code || ':' || t.address_id),
+       t.victim_key, t.accused_key, t.address_key,
        t.responding_officer_id
 FROM {typed} AS t
 WHERE cardinality(t.failed_rules) = 0  -- quarantined rows stay behind
