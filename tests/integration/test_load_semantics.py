@@ -558,3 +558,33 @@ def test_days_loaded_out_of_order_give_the_same_result(
         assert run(order) == in_order, order
     assert text_columns_containing(warehouse_url, NARRATIVE_CANARY) == []
     assert staging_tables(warehouse_url) == 0
+
+
+def test_set_based_integrity_check_catches_broken_references(warehouse_url: str) -> None:
+    """The merge's set-based check (it replaces per-row foreign keys, migration 006) really
+    counts what a foreign key would have refused: a contact without its current call, and
+    versions of an unregistered file."""
+    from upstream import db
+
+    truncate(warehouse_url)
+    check = db.read_sql("load/check_integrity.sql")
+    with psycopg.connect(warehouse_url, row_factory=dict_row) as conn:
+        file_id = conn.execute(
+            "INSERT INTO ops.extract_file (agency_code, extract_date, file_name, sha256, status)"
+            " VALUES ('WPS', '2024-06-01', 'f.csv', 'x', 'loading') RETURNING file_id").fetchone()["file_id"]
+        conn.execute("CREATE TEMP TABLE affected_incident (agency_code text, incident_id text)")
+        conn.execute("INSERT INTO affected_incident VALUES ('WPS', 'WPS-1')")
+        clean = conn.execute(check, {"file_id": file_id}).fetchone()
+        assert clean == {"versions_without_file": 0, "contacts_without_current_call": 0}
+        conn.execute("INSERT INTO contact.victim_contact (agency_code, incident_id, record_version,"
+                     " file_id) VALUES ('WPS', 'WPS-1', 1, %s)", (file_id,))
+        assert conn.execute(check, {"file_id": file_id}).fetchone()["contacts_without_current_call"] == 1
+        conn.execute(
+            "INSERT INTO core.call_version (agency_code, incident_id, file_id, extract_date,"
+            " record_version, call_received_at, call_source, call_type, patrol_zone,"
+            " clearance_status, charges_laid, relationship, weapon, injury_level,"
+            " children_present, consent_status, victim_key, address_key, responding_officer_id)"
+            " VALUES ('WPS', 'WPS-2', %s, '2024-06-01', 1, now(), 's', 't', 'z', 'c', 0, 'r',"
+            " 'w', 'i', false, 'declined', 'v', 'a', 'o')", (file_id + 1,))
+        assert conn.execute(check, {"file_id": file_id + 1}).fetchone()["versions_without_file"] == 1
+        conn.rollback()

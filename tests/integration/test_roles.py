@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 
@@ -21,6 +23,11 @@ MATRIX = [
     ("upstream_loader", "SELECT count(*) FROM routing.referral", CANNOT),
     ("upstream_loader", "SELECT count(*) FROM routing.disclosure_audit", CANNOT),
     ("upstream_loader", "SELECT count(*) FROM outcomes.calls_monthly", CANNOT),
+    # ... and may refresh the statistics of the two core tables it rewrites, nothing more
+    ("upstream_loader", "SELECT core.analyze_for_load('call')", CAN),
+    ("upstream_loader", "SELECT core.analyze_for_load('call_version')", CAN),
+    ("upstream_router", "SELECT core.analyze_for_load('call')", CANNOT),
+    ("upstream_analyst", "SELECT core.analyze_for_load('call')", CANNOT),
     # the router is the only reader of contact details; it cannot rewrite calls or the audit
     ("upstream_router", "SELECT given_name, phone, email FROM contact.victim_contact", CAN),
     ("upstream_router", "SELECT count(*) FROM core.eligible_case", CAN),
@@ -81,3 +88,25 @@ def test_tasks_work_as_their_roles(upstream_env, monkeypatch):
         assert conn.execute("SELECT current_user AS u").fetchone()["u"] == "upstream_loader"
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT given_name FROM contact.victim_contact")
+
+
+def test_loader_really_refreshes_core_statistics(warehouse_url, upstream_env):
+    """As a non-owner the loader's own ANALYZE would be skipped with a warning: the function
+    must really analyse, and refuse any other table."""
+    with _as(warehouse_url, "upstream_loader") as conn:
+        conn.autocommit = True
+        before = conn.execute("SELECT coalesce(analyze_count, 0) FROM pg_stat_user_tables"
+                              " WHERE schemaname = 'core' AND relname = 'call'").fetchone()[0]
+        conn.execute("SELECT core.analyze_for_load('call')")
+        with pytest.raises(psycopg.errors.RaiseException, match="no such load table"):
+            conn.execute("SELECT core.analyze_for_load('contact.victim_contact')")
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        after = before
+        for _ in range(50):  # the statistics collector reports asynchronously
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            after = conn.execute("SELECT coalesce(analyze_count, 0) FROM pg_stat_user_tables"
+                                 " WHERE schemaname = 'core' AND relname = 'call'").fetchone()[0]
+            if after > before:
+                break
+            time.sleep(0.1)
+    assert after == before + 1

@@ -16,4 +16,5 @@ SELECT t.agency_code, t.incident_id, %(file_id)s, %(extract_date)s, t.record_ver
        t.responding_officer_id
 FROM {typed} AS t
 WHERE cardinality(t.failed_rules) = 0  -- quarantined rows stay behind
-ON CONFLICT (agency_code, incident_id, file_id) DO NOTHING
+-- No ON CONFLICT: a file is merged once (its status and advisory lock guard that), so a
+-- conflict would be a bug and must fail the merge; the speculative insert cost a third of this statement.

@@ -5,7 +5,9 @@
 WITH fresh AS (
     SELECT t.* FROM {typed} AS t
     JOIN core.call AS c ON c.agency_code = t.agency_code AND c.incident_id = t.incident_id
-    WHERE c.file_id = %(file_id)s AND c.consent_status = 'given'
+    -- t.consent_status repeats c's (c comes from this very row): it lets the planner drop
+    -- the other rows before the join instead of probing core.call for every row of the file
+    WHERE t.consent_status = 'given' AND c.file_id = %(file_id)s AND c.consent_status = 'given'
       AND cardinality(t.failed_rules) = 0
 ), replaced AS (
     DELETE FROM contact.victim_contact vc USING fresh f
