@@ -561,7 +561,10 @@ def _merge(conn: psycopg.Connection, file_id: int, delivery: Delivery, result: L
         # planner: without statistics the next statements pick nested loops.
         conn.execute("ANALYZE pg_temp.affected_incident")
         conn.execute("SELECT core.analyze_for_load('call_version')")  # see migration 006
-        conn.execute(db.read_sql("load/refresh_current_calls.sql"))
+        conn.execute(db.read_sql("load/current_winners.sql"))
+        conn.execute("ANALYZE pg_temp.current_winner")
+        conn.execute(db.read_sql("load/update_current_calls.sql"))
+        conn.execute(db.read_sql("load/insert_current_calls.sql"))
         # The contact and stale-row statements join core.call, just rewritten: with the old
         # statistics a large first load was planned as a nested loop (minutes at 1M rows).
         conn.execute("SELECT core.analyze_for_load('call')")
