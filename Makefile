@@ -11,9 +11,9 @@ TEST_SERVER_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --quiet --no-deps -e .
 	@touch $@
 
 ## make run: bootstrap, load the demo nights, serve Airflow on http://localhost:8080
