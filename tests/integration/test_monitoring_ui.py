@@ -45,6 +45,7 @@ import pytest
 from psycopg import sql
 
 from upstream.config import REPO_ROOT
+from upstream.db import with_database
 from upstream.monitoring import data
 from upstream.monitoring.views import (
     COUNT,
@@ -159,10 +160,6 @@ def _rows(view: str) -> list[dict[str, Any]]:
     return [dict(zip(VIEWS[view].column_names, r, strict=True)) for r in ROWS[view]]
 
 
-def _with_db(url: str, name: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**info)
 
 
 def _create_published(conn: psycopg.Connection, fill: bool) -> None:
@@ -189,7 +186,7 @@ class Databases:
         self.role = f"upstream_monitoring_reader_{tag}"
 
     def url(self, which: str) -> str:
-        return _with_db(self.server, self.names[which])
+        return with_database(self.server, self.names[which])
 
 
 @pytest.fixture(scope="module")
