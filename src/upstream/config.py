@@ -31,7 +31,7 @@ def _float(name: str, default: float) -> float:
         raise ValueError(f"setting {name} must be a number, got {raw!r}") from exc
 
 
-def _int(name: str, default: int) -> int:
+def int_setting(name: str, default: int) -> int:
     raw = _env(name)
     if raw is None:
         return default
@@ -108,9 +108,9 @@ def load_settings() -> Settings:
         timezone=ZoneInfo(_env("UPSTREAM_TIMEZONE", "America/Toronto")),
         quarantine_max_share=max_share,
         quarantine_warn_share=warn_share,
-        manifest_poke_seconds=_int("UPSTREAM_MANIFEST_POKE_SECONDS", 300),
-        manifest_deadline_seconds=_int("UPSTREAM_MANIFEST_DEADLINE_SECONDS", 6 * 3600),
-        file_retention_days=_int("UPSTREAM_FILE_RETENTION_DAYS", 30),
+        manifest_poke_seconds=int_setting("UPSTREAM_MANIFEST_POKE_SECONDS", 300),
+        manifest_deadline_seconds=int_setting("UPSTREAM_MANIFEST_DEADLINE_SECONDS", 6 * 3600),
+        file_retention_days=int_setting("UPSTREAM_FILE_RETENTION_DAYS", 30),
         gx_dir=Path(_env("UPSTREAM_GX_DIR", str(home / "gx"))).resolve(),
         airflow_base_url=(_env("UPSTREAM_AIRFLOW_BASE_URL", "http://localhost:8080") or "").rstrip("/"),
         alert_email_to=tuple(
@@ -120,9 +120,9 @@ def load_settings() -> Settings:
         smtp_conn_id=_env("UPSTREAM_SMTP_CONN_ID", "smtp_default") or "smtp_default",
         outreach_url=(_env("UPSTREAM_OUTREACH_URL", "http://127.0.0.1:8765") or "").rstrip("/"),
         outreach_timeout_seconds=_float("UPSTREAM_OUTREACH_TIMEOUT_SECONDS", 10.0),
-        outreach_max_attempts=_int("UPSTREAM_OUTREACH_MAX_ATTEMPTS", 6),
+        outreach_max_attempts=int_setting("UPSTREAM_OUTREACH_MAX_ATTEMPTS", 6),
         outreach_backoff_seconds=_float("UPSTREAM_OUTREACH_BACKOFF_SECONDS", 0.5),
-        outreach_batch_size=_int("UPSTREAM_OUTREACH_BATCH_SIZE", 500),
+        outreach_batch_size=int_setting("UPSTREAM_OUTREACH_BATCH_SIZE", 500),
     )
 
 

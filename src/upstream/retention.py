@@ -27,40 +27,34 @@ import errno
 import hashlib
 import logging
 import os
-import re
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from upstream import db
-from upstream.config import Settings, load_settings
-from upstream.contract import data_file_name
-from upstream.ingest import LOAD_LOCK_NAMESPACE
+from upstream.config import Settings, int_setting, load_settings
+from upstream.contract import AGENCY_CODE_RE
+from upstream.ingest import COPY_BLOCK, LOAD_LOCK_NAMESPACE, delivery_paths
 
 log = logging.getLogger(__name__)
 
 # Where a contact purge happened, for the audit's recipient column (nothing was disclosed).
 PURGE_RECIPIENT = "none: local deletion"
-FINISHED_STATUSES = ("loaded", "refused", "superseded", "ignored_older")
-_AGENCY_RE = re.compile(r"^[A-Z]{2,6}$")
-_HASH_BLOCK = 1 << 20
 
 
 # --- settings --------------------------------------------------------------------------------
 # Read here (not in upstream.config) so this module owns its settings; see the README table.
+# Parsed with upstream.config's own reader.
 
 
-def _days_setting(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        days = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"setting {name} must be a whole number of days, got {raw!r}") from exc
+def _at_least_one_day(name: str, days: int) -> int:
     if days < 1:
         raise ValueError(f"setting {name} must be at least 1 day, got {days}")
     return days
+
+
+def _days_setting(name: str, default: int) -> int:
+    return _at_least_one_day(name, int_setting(name, default))
 
 
 def contact_retention_days() -> int:
@@ -80,10 +74,7 @@ def task_log_retention_days() -> int:
 
 def file_retention_days(settings: Settings) -> int:
     """UPSTREAM_FILE_RETENTION_DAYS, read by upstream.config (default 30)."""
-    days = settings.file_retention_days
-    if days < 1:
-        raise ValueError(f"setting UPSTREAM_FILE_RETENTION_DAYS must be at least 1 day, got {days}")
-    return days
+    return _at_least_one_day("UPSTREAM_FILE_RETENTION_DAYS", settings.file_retention_days)
 
 
 def task_log_folder() -> Path:
@@ -177,7 +168,7 @@ def purge_quarantine(now: datetime | None = None, *, url: str | None = None) -> 
 
 def _hash_open_file(fd: int) -> str:
     digest = hashlib.sha256()
-    while block := os.read(fd, _HASH_BLOCK):
+    while block := os.read(fd, COPY_BLOCK):
         digest.update(block)
     return digest.hexdigest()
 
@@ -185,11 +176,10 @@ def _hash_open_file(fd: int) -> str:
 def _expected_path(landing_dir: Path, row: dict) -> Path | None:
     """landing/<agency>/<file name>, only when both are what the contract allows."""
     agency = row["agency_code"]
-    if not _AGENCY_RE.fullmatch(agency or ""):
+    if not AGENCY_CODE_RE.fullmatch(agency or ""):
         return None
-    if row["file_name"] != data_file_name(agency, row["extract_date"]):
-        return None
-    return landing_dir / agency / row["file_name"]
+    path = delivery_paths(landing_dir, agency, row["extract_date"])[0]
+    return path if row["file_name"] == path.name else None
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -216,6 +206,7 @@ def delete_extract_files(now: datetime | None = None, settings: Settings | None 
         due = conn.execute(db.read_sql("retention/extract_files_due.sql"),
                            {"older_than": older_than}).fetchall()
         conn.commit()
+        mark_sql = db.read_sql("retention/mark_extract_file_deleted.sql")
         by_path: dict[Path, list[dict]] = {}
         for row in due:
             path = _expected_path(landing, row)
@@ -227,7 +218,7 @@ def delete_extract_files(now: datetime | None = None, settings: Settings | None 
             by_path.setdefault(path, []).append(row)
         for path, rows in by_path.items():
             try:
-                outcome = _delete_one(conn, path, rows, older_than)
+                outcome = _delete_one(conn, path, rows, older_than, mark_sql)
             except OSError as exc:  # e.g. no permission: the others still go
                 conn.rollback()
                 log.error("could not delete the data file %s (%s)", path.name,
@@ -246,7 +237,7 @@ def delete_extract_files(now: datetime | None = None, settings: Settings | None 
     return counts
 
 
-def _delete_one(conn, path: Path, rows: list[dict], older_than: datetime) -> str:
+def _delete_one(conn, path: Path, rows: list[dict], older_than: datetime, mark_sql: str) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
@@ -274,7 +265,7 @@ def _delete_one(conn, path: Path, rows: list[dict], older_than: datetime) -> str
         return "busy"
     try:
         with conn.transaction():
-            marked = conn.execute(db.read_sql("retention/mark_extract_file_deleted.sql"),
+            marked = conn.execute(mark_sql,
                                   {"file_id": file_id, "older_than": older_than}).fetchone()
             if marked is None:
                 return "busy"  # picked up for a reload since it was listed
@@ -307,6 +298,18 @@ def _refuse_root(root: Path) -> str | None:
     return None
 
 
+def _stat_entry(name: str, dirfd: int, counts: dict) -> os.stat_result | None:
+    """The entry's own stat, or None when it is gone or a symlink (counted, never followed)."""
+    try:
+        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        counts["symlinks_skipped"] += 1
+        return None
+    return st
+
+
 def purge_task_logs(now: datetime | None = None, *, folder: Path | None = None,
                     url: str | None = None) -> dict:
     """Delete task log files (regular files only) older than the retention period by mtime,
@@ -331,14 +334,8 @@ def purge_task_logs(now: datetime | None = None, *, folder: Path | None = None,
                                                         onerror=errors.append,
                                                         follow_symlinks=False):
         for name in filenames:
-            try:
-                st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                counts["symlinks_skipped"] += 1
-                continue
-            if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+            st = _stat_entry(name, dirfd, counts)
+            if st is not None and stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
                 try:
                     os.unlink(name, dir_fd=dirfd)
                 except FileNotFoundError:
@@ -349,14 +346,10 @@ def purge_task_logs(now: datetime | None = None, *, folder: Path | None = None,
                 counts["files"] += 1
                 emptied.add(dirpath)
         for name in dirnames:
+            st = _stat_entry(name, dirfd, counts)
+            if st is None:
+                continue
             child = os.path.join(dirpath, name)
-            try:
-                st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                counts["symlinks_skipped"] += 1
-                continue
             # Only directories this run emptied, or empty ones untouched for the whole period:
             # a directory a running task just created for its log is left alone.
             if child not in emptied and st.st_mtime >= cutoff:

@@ -101,16 +101,25 @@ def _kinds(log_rows: list[tuple]) -> dict[str, int]:
     return {kind: items for kind, items, *_ in log_rows}
 
 
-def test_retention_with_the_clock_moved_forward(upstream_env, outreach, warehouse_url,
-                                                tmp_path, monkeypatch):
+def _bad_phone_row() -> dict:
+    return generate.make_bad_row("bad_phone", random.Random(4), "WPS", "WPS-2024-000004",
+                                 datetime(2024, 6, 1, 10, 0, tzinfo=TZ))
+
+
+def _setup(monkeypatch, tmp_path: Path, warehouse_url: str):
+    """(Airflow log folder, settings, Warehouse) for a run that quarantines one row in four."""
     from upstream.config import load_settings
 
     # one quarantined row out of four must not refuse the file
     monkeypatch.setenv("UPSTREAM_QUARANTINE_MAX_SHARE", "0.5")
     logs = tmp_path / "airflow-logs"
     monkeypatch.setenv("AIRFLOW__LOGGING__BASE_LOG_FOLDER", str(logs))
-    settings = load_settings()
-    wh = Warehouse(warehouse_url)
+    return logs, load_settings(), Warehouse(warehouse_url)
+
+
+def test_retention_with_the_clock_moved_forward(upstream_env, outreach, warehouse_url,
+                                                tmp_path, monkeypatch):
+    logs, settings, wh = _setup(monkeypatch, tmp_path, warehouse_url)
     t0 = datetime.now(UTC)
 
     # --- the data: real extracts through the real loader and the real outreach service
@@ -118,8 +127,7 @@ def test_retention_with_the_clock_moved_forward(upstream_env, outreach, warehous
     withdrawn_b = _row(2, DAYS[0], **_eligible())
     charged = _row(3, DAYS[0], clearance_status="cleared_by_charge", charges_laid=1,
                    consent_status="not_applicable")
-    bad = generate.make_bad_row("bad_phone", random.Random(4), "WPS", "WPS-2024-000004",
-                                datetime(2024, 6, 1, 10, 0, tzinfo=TZ))
+    bad = _bad_phone_row()
     _load(settings, DAYS[0], [closed_a, withdrawn_b, charged, bad])
     _route(settings)
     # B withdraws consent: the loader drops B's details at once, the outreach side is told
@@ -292,16 +300,11 @@ def test_retention_dag_runs_end_to_end(upstream_env, airflow_db, warehouse_url, 
                                        monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
-    from upstream.config import REPO_ROOT, load_settings
+    from upstream.config import REPO_ROOT
 
-    monkeypatch.setenv("UPSTREAM_QUARANTINE_MAX_SHARE", "0.5")
-    logs = tmp_path / "airflow-logs"
-    monkeypatch.setenv("AIRFLOW__LOGGING__BASE_LOG_FOLDER", str(logs))
-    settings = load_settings()
-    wh = Warehouse(warehouse_url)
+    logs, settings, wh = _setup(monkeypatch, tmp_path, warehouse_url)
     now = datetime.now(UTC)
-    bad = generate.make_bad_row("bad_phone", random.Random(4), "WPS", "WPS-2024-000004",
-                                datetime(2024, 6, 1, 10, 0, tzinfo=TZ))
+    bad = _bad_phone_row()
     charged = _row(2, DAYS[0], clearance_status="cleared_by_charge", charges_laid=1,
                    consent_status="not_applicable")
     _load(settings, DAYS[0], [_row(1, DAYS[0], **_eligible()), charged, bad])
