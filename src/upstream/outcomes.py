@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from datetime import date
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LAUNCH_DATE = date(2024, 5, 6)
 DEFAULT_WORK_MEM = "256MB"
-REPEAT_WINDOWS_DAYS = (182, 365)
-SMALL_CELL_MAX = 4  # counts 1..4 are hidden
 WILSON_Z = 1.959963984540054  # two-sided 95% normal quantile
 
 # One rebuild at a time (two concurrent DELETE + INSERT would both insert).
@@ -103,7 +102,7 @@ def launch_date() -> date:
 
 def _work_mem() -> str:
     raw = (os.environ.get("UPSTREAM_OUTCOMES_WORK_MEM") or DEFAULT_WORK_MEM).strip()
-    if not raw.replace("MB", "").replace("GB", "").replace("kB", "").isdigit():
+    if not re.fullmatch(r"\d+(kB|MB|GB)?", raw):
         raise ValueError(
             f"setting UPSTREAM_OUTCOMES_WORK_MEM must look like 256MB, got {raw!r}"
         )
@@ -152,6 +151,10 @@ def _session_settings(conn: psycopg.Connection, tz: str, work_mem: str) -> None:
     conn.execute("SELECT set_config('TimeZone', %s, true)", (tz,))
 
 
+def _step_name(relative: str) -> str:
+    return relative.rsplit("/", 1)[-1]
+
+
 def rebuild_outcomes(
     url: str | None = None,
     reference_date: date | None = None,
@@ -189,16 +192,13 @@ def rebuild_outcomes(
                     reference_date = conn.execute(REFERENCE_DATE_SQL).fetchone()["d"]
                 params: dict[str, Any] = {"tz": tz, "reference_date": reference_date,
                                           "launch_date": launch}
-                for relative in BUILD_FILES:
+                for relative in (*BUILD_FILES, SUPPRESSION_STEP, PUBLISH_FILE):
                     t0 = time.monotonic()
-                    conn.execute(_script(relative, params))
-                    timings[relative.split("/")[-1]] = round(time.monotonic() - t0, 3)
-                t0 = time.monotonic()
-                rounds = suppress_complementary(conn, params)
-                timings[SUPPRESSION_STEP.split("/")[-1]] = round(time.monotonic() - t0, 3)
-                t0 = time.monotonic()
-                conn.execute(_script(PUBLISH_FILE, params))
-                timings[PUBLISH_FILE.split("/")[-1]] = round(time.monotonic() - t0, 3)
+                    if relative == SUPPRESSION_STEP:
+                        rounds = suppress_complementary(conn, params)
+                    else:
+                        conn.execute(_script(relative, params))
+                    timings[_step_name(relative)] = round(time.monotonic() - t0, 3)
                 counts = {
                     name: conn.execute(
                         sql.SQL("SELECT count(*) AS n FROM {}").format(
@@ -212,7 +212,6 @@ def rebuild_outcomes(
             # The DELETE left the previous build as dead rows: reclaim them and refresh the
             # planner's statistics now rather than whenever autovacuum comes by.
             t0 = time.monotonic()
-            conn.isolation_level = None
             conn.autocommit = True
             for name in (*OUTCOME_TABLES, "build_info"):
                 conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(

@@ -565,9 +565,7 @@ def test_rebuild_of_an_empty_warehouse(server_url):
     name = f"upstream_empty_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(server_url)
-    info["dbname"] = name
-    url = psycopg.conninfo.make_conninfo(**info)
+    url = db.with_database(server_url, name)
     try:
         db.migrate(url)
         build = outcomes.rebuild_outcomes(url)
