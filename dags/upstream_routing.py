@@ -6,17 +6,22 @@ Eligibility is one SQL view, `core.eligible_case`: current clearance is not
 `cleared_by_charge` **and** current consent is `given`.
 
 1. **plan_referrals**: the outbox `routing.referral` follows the current calls (new eligible
-   cases -> pending; charged or consent changed before delivery -> cancelled; withdrawn after
-   delivery -> withdrawal requested).
-2. **deliver_referrals**: POST /v1/referrals with `Idempotency-Key` = referral id; retries
-   5xx / timeouts / dropped connections with exponential backoff and jitter, honours
-   `Retry-After` on 429; 409 / 422 park the referral with the reason (no values).
-3. **propagate_withdrawals**: POST /v1/referrals/{id}/withdrawal.
+   cases inside the referral window -> pending, outside it -> expired, never sent; charged or
+   consent changed before any send -> cancelled; withdrawn after delivery, or no longer
+   sendable after a send without a confirmed answer -> withdrawal requested).
+2. **deliver_referrals**: POST /v1/referrals with `Idempotency-Key` = referral id, through the
+   one retry policy (5xx / timeouts / drops: backoff with full jitter; 429: `Retry-After`, not
+   an attempt; 401/403: the task fails at once and alerts); 409 / 422 park the referral with
+   the field names (no values).
+3. **propagate_withdrawals**: POST /v1/referrals/{id}/withdrawal for every requested
+   withdrawal (200: deleted at the server; 404: it never held it; both audited).
 4. **sync_referral_events**: pulls /v1/referral-events from the stored cursor; publishes
    `upstream_referral_events` (the outcomes DAG rebuilds on it).
 
 **Re-try parked referrals**: *Trigger* with `retry_parked` = true and, optionally, a list of
 `referral_ids` (empty = all parked). Every disclosure is on `routing.disclosure_audit`.
+The service: Airflow connection `upstream_outreach` (HTTP, token as password), else
+`UPSTREAM_OUTREACH_URL` / `UPSTREAM_OUTREACH_TOKEN`.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ def deliver_referrals(**context) -> dict:
 
 
 @task(trigger_rule="all_done")
-def propagate_withdrawals(**context) -> int:
+def propagate_withdrawals(**context) -> dict:
     from upstream import orchestration
 
     return orchestration.propagate_withdrawals(context)

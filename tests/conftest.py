@@ -94,6 +94,9 @@ def pytest_configure(config):
     home = TEST_ROOT / "airflow-home"
     os.environ["UPSTREAM_HOME"] = str(TEST_ROOT)
     os.environ.setdefault("UPSTREAM_PSEUDONYM_KEY", "session-default-test-key")
+    # Test extracts are dated 2024: the referral window is measured from the newest loaded
+    # call, as in the demo (test_referral_window.py tests the wall clock explicitly).
+    os.environ.setdefault("UPSTREAM_ROUTING_CLOCK", "extracts")
     from upstream import devenv
     from upstream.config import load_settings
 
@@ -135,7 +138,7 @@ def outreach_service():
     from outreach_ref import ServiceConfig
     from outreach_ref.testing import run_server
 
-    with run_server(ServiceConfig(token=OUTREACH_TEST_TOKEN, seed=3)) as server:
+    with run_server(ServiceConfig(token=OUTREACH_TEST_TOKEN, seed=3, record_requests=True)) as server:
         yield server
 
 

@@ -11,6 +11,7 @@ absent when ``admin_enabled`` is false):
 
 * ``GET  /_admin/health``                 ``{"ok": true, "pid": ...}``
 * ``GET  /_admin/referrals[/{id}]``       what is held, incl. ``contact_present`` / ``contact``
+* ``GET  /_admin/requests``               the request log (``record_requests`` only)
 * ``GET|POST /_admin/faults``             read / change fault settings (JSON object, any subset)
 * ``POST /_admin/simulate?until=<iso>``   emit simulated events up to ``until`` (default: now)
 * ``GET|POST /_admin/clock``              ``{"now": iso}`` freeze, ``{"offset_seconds": n}``
@@ -227,6 +228,34 @@ async def _drop(scope: dict[str, Any], receive: Any, send: Any) -> None:
     )
 
 
+async def _logged_receive(service: OutreachService, scope: dict[str, Any], receive: Any,
+                          route: str) -> Any:
+    """Read the whole body, put it on the request log, and hand it on unchanged."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    key = next((v.decode("latin-1") for k, v in scope.get("headers", ())
+                if k == b"idempotency-key"), None)
+    await run_in_threadpool(service.store.log_request, route, scope["path"], key,
+                            body.decode("utf-8", "replace"))
+    replayed = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 # ---------------------------------------------------------------------- middleware
 
 
@@ -291,6 +320,10 @@ class OutreachMiddleware:
             await self.app(scope, receive, send)
             return
 
+        route = classify(scope["method"], path)
+        if service.config.record_requests and route in ("create", "withdraw"):
+            receive = await _logged_receive(service, scope, receive, route)
+
         faults = service.faults
         retry_after = faults.check_rate_limit()
         if retry_after is not None:
@@ -305,7 +338,6 @@ class OutreachMiddleware:
         if latency > 0:
             await asyncio.sleep(latency)
 
-        route = classify(scope["method"], path)
         decision = faults.decide(route) if route is not None else FaultDecision(Fault.NONE)
         if decision.fault is Fault.ERROR:
             body, content_type, headers = _PRE_ERROR_BODIES[decision.status or 500]
@@ -499,6 +531,10 @@ def create_app(config: ServiceConfig) -> FastAPI:
         if not rows:
             return JSONResponse({"detail": "unknown referral"}, status_code=404)
         return JSONResponse(rows[0])
+
+    @app.get("/_admin/requests")
+    async def admin_requests() -> dict[str, Any]:
+        return {"requests": await run_in_threadpool(service.store.request_log)}
 
     @app.get("/_admin/faults")
     async def admin_get_faults() -> dict[str, Any]:

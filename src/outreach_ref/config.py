@@ -63,6 +63,10 @@ class ServiceConfig:
                                 ``GET /v1/referral-events``.
     ``timezone``                IANA zone used to render ``occurred_at`` (always with offset).
     ``max_body_bytes``          larger request bodies get ``413``.
+    ``record_requests``         keep every authorised ``/v1`` POST (route, key, body) in the
+                                store's request log, served at ``/_admin/requests``: tests
+                                check what was ever *sent*, not only what is held at the end.
+                                Off by default: the log holds contact details.
     """
 
     token: str
@@ -84,6 +88,7 @@ class ServiceConfig:
     simulate_on_read: bool = True
     timezone: str = "UTC"
     max_body_bytes: int = 64 * 1024
+    record_requests: bool = False
 
     def __post_init__(self) -> None:
         if self.db_path is not None:
@@ -225,4 +230,5 @@ _PARSERS: dict[str, Any] = {
     "simulate_on_read": _parse_bool,
     "timezone": str,
     "max_body_bytes": int,
+    "record_requests": _parse_bool,
 }

@@ -83,6 +83,13 @@ CREATE TABLE IF NOT EXISTS meta (
     key    TEXT PRIMARY KEY,
     value  TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS request_log (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    route        TEXT NOT NULL,
+    path         TEXT NOT NULL,
+    key          TEXT,
+    body         TEXT NOT NULL
+);
 """
 
 Planner = Callable[[str, str], Sequence[PlannedEvent]]
@@ -389,9 +396,22 @@ class Store:
             last = self._conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
         return {"referrals": referrals, "events": events, "last_seq": last or 0}
 
+    def log_request(self, route: str, path: str, key: str | None, body: str) -> None:
+        """One authorised /v1 POST as received (before any fault): see ``record_requests``."""
+        with self._tx() as conn:
+            conn.execute("INSERT INTO request_log (route, path, key, body) VALUES (?, ?, ?, ?)",
+                         (route, path, key, body))
+
+    def request_log(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, route, path, key, body FROM request_log ORDER BY seq").fetchall()
+        return [dict(r) for r in rows]
+
     def reset(self) -> None:
         """Delete everything (tests). Event sequence numbers keep growing."""
         with self._tx() as conn:
+            conn.execute("DELETE FROM request_log")
             conn.execute("DELETE FROM contacts")
             conn.execute("DELETE FROM referrals")
             conn.execute("DELETE FROM events")

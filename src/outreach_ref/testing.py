@@ -356,6 +356,10 @@ class OutreachServer(str):
         response.raise_for_status()
         return response.json()
 
+    def requests_log(self) -> list[dict[str, Any]]:
+        """``GET /_admin/requests``: every POST received (needs ``record_requests``)."""
+        return self._admin("GET", "/_admin/requests")["requests"]
+
     def faults(self) -> dict[str, Any]:
         return self._admin("GET", "/_admin/faults")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -41,6 +42,30 @@ def int_setting(name: str, default: int) -> int:
         raise ValueError(f"setting {name} must be a whole number, got {raw!r}") from exc
 
 
+def _date(name: str, default: date) -> date:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValueError(f"setting {name} must be a date (YYYY-MM-DD), got {raw!r}") from exc
+
+
+def _positive(name: str, default: int) -> int:
+    value = int_setting(name, default)
+    if value < 1:
+        raise ValueError(f"setting {name} must be at least 1, got {value}")
+    return value
+
+
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = (_env(name, default) or default).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"setting {name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def home_dir() -> Path:
     """Local state (embedded database, landing area, Airflow home, keys); git-ignored."""
     return Path(_env("UPSTREAM_HOME", str(REPO_ROOT / ".upstream"))).resolve()
@@ -68,6 +93,9 @@ class Settings:
     outreach_max_attempts: int
     outreach_backoff_seconds: float
     outreach_batch_size: int
+    program_launch_date: date
+    referral_max_age_days: int
+    routing_clock: str  # 'wall' (now) or 'extracts' (the day after the newest loaded extract)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -123,6 +151,9 @@ def load_settings() -> Settings:
         outreach_max_attempts=int_setting("UPSTREAM_OUTREACH_MAX_ATTEMPTS", 6),
         outreach_backoff_seconds=_float("UPSTREAM_OUTREACH_BACKOFF_SECONDS", 0.5),
         outreach_batch_size=int_setting("UPSTREAM_OUTREACH_BATCH_SIZE", 500),
+        program_launch_date=_date("UPSTREAM_PROGRAM_LAUNCH_DATE", date(2024, 5, 1)),
+        referral_max_age_days=_positive("UPSTREAM_REFERRAL_MAX_AGE_DAYS", 30),
+        routing_clock=_choice("UPSTREAM_ROUTING_CLOCK", ("wall", "extracts"), "wall"),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -136,7 +137,9 @@ def role_options(role: str | None) -> str:
     return f"-c role={role}" if role and roles_enabled() else ""
 
 
+@functools.cache
 def read_sql(relative: str) -> str:
+    """A statement file under include/sql/, read once per process."""
     return (SQL_DIR / relative).read_text(encoding="utf-8")
 
 

@@ -90,6 +90,9 @@ def run_local_stack(demo: bool = True) -> int:
     settings = load_settings()
     print(f"Upstream home: {settings.home}", flush=True)
     env = {**os.environ, **devenv.bootstrap(settings)}
+    if demo:
+        # The demo's calls are from 2024: the referral window follows the demo's calendar.
+        env.setdefault("UPSTREAM_ROUTING_CLOCK", "extracts")
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     demo_end = DEMO_START + timedelta(days=DEMO_DAYS - 1)

@@ -114,8 +114,17 @@ def validate_and_load(agency: str, context: Mapping) -> dict:
 
 
 def _public_failure(exc):
-    """Fail the task with the routing error's safe message (retried by Airflow)."""
-    err = RuntimeError(exc.public_message)
+    """Fail the task with the routing error's safe message. Transient errors are retried by
+    Airflow; a 401/403 or an answer outside the contract fails at once (retrying cannot help)
+    and the data team's failure alert says why."""
+    from upstream import routing
+
+    if isinstance(exc, routing.OutreachAuthError | routing.OutreachProtocolError):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        err = AirflowFailException(exc.public_message)
+    else:
+        err = RuntimeError(exc.public_message)
     err.public_message = exc.public_message
     return err
 
@@ -139,22 +148,23 @@ def deliver_referrals(context: Mapping) -> dict:
     from upstream import routing
 
     try:
-        report = routing.deliver_referrals()
-    except routing.TransientDeliveryError as exc:
+        report = routing.deliver_referrals(use_airflow_connection=True)
+    except routing.RoutingError as exc:
         raise _public_failure(exc) from None
     # referral ids are keyed hashes, not personal data; reasons name fields, never values
     return {"delivered": report.delivered, "replayed": report.replayed, "parked": report.parked,
             "attempts": report.attempts, "parked_reasons": report.parked_reasons}
 
 
-def propagate_withdrawals(context: Mapping) -> int:
+def propagate_withdrawals(context: Mapping) -> dict:
     mask_runtime_secrets()
     from upstream import routing
 
     try:
-        return routing.propagate_withdrawals()
-    except routing.TransientDeliveryError as exc:
+        report = routing.propagate_withdrawals(use_airflow_connection=True)
+    except routing.RoutingError as exc:
         raise _public_failure(exc) from None
+    return asdict(report)
 
 
 def sync_referral_events(context: Mapping) -> int:
@@ -162,6 +172,6 @@ def sync_referral_events(context: Mapping) -> int:
     from upstream import routing
 
     try:
-        return routing.sync_events()
-    except routing.TransientDeliveryError as exc:
+        return routing.sync_events(use_airflow_connection=True)
+    except routing.RoutingError as exc:
         raise _public_failure(exc) from None

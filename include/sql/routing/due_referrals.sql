@@ -1,5 +1,5 @@
 -- Referrals to send now, with exactly what the payload needs and the triage inputs.
--- Parameters: batch (row limit). Prior calls: same victim pseudonym, within 365 days before.
+-- Parameters: batch (row limit), launch_at / oldest_at (the referral window). Prior calls: same victim pseudonym, within 365 days before.
 SELECT r.referral_id, r.attempts, c.agency_code, c.incident_id, c.call_received_at,
        c.call_type, c.children_present, c.weapon, c.injury_level, c.record_version,
        c.consent_recorded_at, c.consent_officer_id,
@@ -25,5 +25,8 @@ LEFT JOIN LATERAL (
       AND pc.call_received_at >= c.call_received_at - interval '365 days'
 ) p ON true
 WHERE r.status = 'pending' AND r.next_attempt_at <= now()
+  AND r.withdrawal_requested_at IS NULL
+  -- the referral window, checked again at send time (plan may have run earlier)
+  AND c.call_received_at >= %(launch_at)s AND c.call_received_at >= %(oldest_at)s
 ORDER BY r.planned_at, r.referral_id
 LIMIT %(batch)s

@@ -1,0 +1,1 @@
+SELECT cursor FROM routing.sync_cursor WHERE feed = %(feed)s

@@ -1,0 +1,1 @@
+"""Builders and local receivers shared by the tests (importable as `support`)."""
