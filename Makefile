@@ -32,7 +32,7 @@ system-deps:
 ## the PostgreSQL server at TEST_SERVER_URL (skipped with a notice when none answers)
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile
 	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], connect_timeout=3).close()" "$(TEST_SERVER_URL)" 2>/dev/null; then \
 	  echo "== second pass: database tests on $(TEST_SERVER_URL) =="; \
 	  UPSTREAM_TEST_SERVER_URL="$(TEST_SERVER_URL)" $(BIN)/python -m pytest -m "server and not slow"; \
