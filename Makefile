@@ -9,10 +9,11 @@ TEST_SERVER_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 .PHONY: run test test-fast lint bench bench-parse clean-local system-deps
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --quiet --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install --quiet --quiet --no-deps -e .
 	@touch $@
 

@@ -70,8 +70,9 @@ LEFT JOIN sup_cell AS s
  AND s.patrol_zone = '(all)'
  AND s.measure = CASE t.measure WHEN 'call_to_referral' THEN 'referred' ELSE 'contacted' END;
 
--- Rates with 95% Wilson intervals. No additive relation links cohorts (no total is
--- published), so only the small-cell rule applies, plus: a rate is hidden with its count.
+-- Rates with 95% Wilson intervals, and the standardised rate (03). Every cohort and the total
+-- 'all' are published; their counts are cells of the suppression (05b), hidden with the
+-- rates built on them.
 DELETE FROM outcomes.repeat_contact;
 INSERT INTO outcomes.repeat_contact
 SELECT r.agency_code, r.cohort, r.window_days, r.index_calls,
@@ -84,10 +85,22 @@ SELECT r.agency_code, r.cohort, r.window_days, r.index_calls,
             THEN round(r.with_charged_repeat::numeric / r.index_calls, 4) END,
        round(outcomes.wilson_low(r.with_charged_repeat, r.index_calls)::numeric, 4),
        round(outcomes.wilson_high(r.with_charged_repeat, r.index_calls)::numeric, 4),
-       r.index_calls BETWEEN 1 AND 4,
-       r.index_calls BETWEEN 1 AND 4 OR r.with_repeat BETWEEN 1 AND 4,
-       r.index_calls BETWEEN 1 AND 4 OR r.with_charged_repeat BETWEEN 1 AND 4
-FROM t_repeat AS r;
+       si.sround IS NOT NULL,
+       sr.sround IS NOT NULL,
+       sc.sround IS NOT NULL,
+       round(r.standardised_rate::numeric, 4),
+       round(r.std_ci_low::numeric, 4),
+       round(r.std_ci_high::numeric, 4)
+FROM t_repeat AS r
+JOIN sup_cell AS si
+  ON si.grain = 'cohort_' || r.window_days AND si.agency_code = r.agency_code
+ AND si.patrol_zone = r.cohort AND si.measure = 'index_calls'
+JOIN sup_cell AS sr
+  ON sr.grain = si.grain AND sr.agency_code = r.agency_code AND sr.patrol_zone = r.cohort
+ AND sr.measure = 'with_repeat'
+JOIN sup_cell AS sc
+  ON sc.grain = si.grain AND sc.agency_code = r.agency_code AND sc.patrol_zone = r.cohort
+ AND sc.measure = 'with_charged_repeat';
 
 DELETE FROM outcomes.data_quality_daily;
 INSERT INTO outcomes.data_quality_daily

@@ -1,0 +1,58 @@
+-- Replace the contents of the evaluation tables (010_evaluation.sql), in the rebuild's one
+-- transaction like 07. Suppression flags come from the cells of 05 / 05b.
+
+DELETE FROM outcomes.repeat_by_prior;
+INSERT INTO outcomes.repeat_by_prior
+SELECT agency_code, cohort, window_days, CASE prior WHEN 2 THEN '2+' ELSE prior::text END,
+       index_calls, with_repeat
+FROM t_repeat_strata;
+
+DELETE FROM outcomes.repeat_survival;
+INSERT INTO outcomes.repeat_survival
+SELECT agency_code, cohort, day, at_risk, events, censored, survival, ci_low, ci_high
+FROM t_km_curve
+WHERE events > 0 OR censored > 0;
+
+DELETE FROM outcomes.repeat_survival_points;
+INSERT INTO outcomes.repeat_survival_points
+SELECT p.agency_code, p.cohort, p.day, p.at_risk, p.cum_events, p.survival, p.ci_low, p.ci_high,
+       a.sround IS NOT NULL, e.sround IS NOT NULL
+FROM t_km_points AS p
+JOIN sup_cell AS a
+  ON a.grain = 'survival_' || lpad(p.day::text, 3, '0') AND a.agency_code = p.agency_code
+ AND a.patrol_zone = p.cohort AND a.measure = 'at_risk'
+JOIN sup_cell AS e
+  ON e.grain = a.grain AND e.agency_code = p.agency_code AND e.patrol_zone = p.cohort
+ AND e.measure = 'cum_events';
+
+-- A test result is hidden with the cohort's count of repeats or of index calls (day 0 at risk).
+DELETE FROM outcomes.repeat_logrank;
+INSERT INTO outcomes.repeat_logrank
+SELECT l.agency_code, l.cohort, l.index_calls, l.observed, l.expected,
+       CASE WHEN l.variance > 0 THEN (l.observed - l.expected) ^ 2 / l.variance END,
+       l.p_value,
+       l.observed BETWEEN 1 AND 4 OR coalesce(a.sround IS NOT NULL, true)
+           OR l.variance IS NULL OR l.variance <= 0
+FROM t_logrank AS l
+LEFT JOIN sup_cell AS a
+  ON a.grain = 'survival_000' AND a.agency_code = l.agency_code AND a.patrol_zone = l.cohort
+ AND a.measure = 'at_risk';
+
+-- referred is the funnel's 'referred' cell (hidden together); a share is also hidden when the
+-- count behind it is 1..4.
+DELETE FROM outcomes.contact_service_level;
+INSERT INTO outcomes.contact_service_level
+SELECT t.agency_code, t.month, t.referred, t.contacted_24h, t.contacted_48h, t.contacted_7d,
+       t.uncontacted_48h,
+       CASE WHEN t.referred > 0 THEN round(t.contacted_24h::numeric / t.referred, 4) END,
+       CASE WHEN t.referred > 0 THEN round(t.contacted_48h::numeric / t.referred, 4) END,
+       CASE WHEN t.referred > 0 THEN round(t.contacted_7d::numeric / t.referred, 4) END,
+       s.sround IS NOT NULL,
+       s.sround IS NOT NULL OR t.contacted_24h BETWEEN 1 AND 4,
+       s.sround IS NOT NULL OR t.contacted_48h BETWEEN 1 AND 4,
+       s.sround IS NOT NULL OR t.contacted_7d BETWEEN 1 AND 4,
+       t.uncontacted_48h BETWEEN 1 AND 4
+FROM t_service_level AS t
+LEFT JOIN sup_cell AS s
+  ON s.grain = 'month' AND s.agency_code = t.agency_code AND s.period = t.month
+ AND s.patrol_zone = '(all)' AND s.measure = 'referred';
