@@ -649,7 +649,8 @@ def test_outcomes_dag_runs(scenario, warehouse_url, airflow_db):
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert not bag.import_errors
     dag = bag.get_dag("upstream_outcomes")
-    assert [t.task_id for t in dag.tasks] == ["rebuild_outcome_tables"]
+    assert [t.task_id for t in dag.tasks] == ["rebuild_outcome_tables",
+                                              "check_contact_service_level"]
     assert dag.max_active_runs == 1
     run = dag.test()
     assert str(getattr(run.state, "value", run.state)) == "success"
