@@ -564,3 +564,124 @@ def test_rebuild_as_the_outcomes_role_keeps_the_key_secret(scenario, warehouse_u
     with db.connect(warehouse_url, role=db.OUTCOMES) as conn:
         (key,) = conn.execute("SELECT secret FROM outcomes.release_key").fetchall()
         assert len(key["secret"]) == 64
+
+
+# ------------------------------------------------------------------------------------------------
+# The quarterly board report (release tier only), HTML and PDF, looked at page by page
+
+
+@pytest.fixture(scope="module")
+def board_report(scenario, warehouse_url, tmp_path_factory):
+    from upstream import report
+
+    release = report.load_release("WPS", report.parse_quarter("2024-Q2"), url=warehouse_url)
+    html = report.render_html(release)
+    pdf = report.render_pdf(html)
+    out = tmp_path_factory.mktemp("board")
+    (out / "board.pdf").write_bytes(pdf)
+    return {"release": release, "html": html, "pdf": pdf, "dir": out}
+
+
+def test_board_report_reads_the_release_tier_only(scenario, warehouse_url, board_report):
+    from upstream import report
+
+    release = board_report["release"]
+    assert release.agency == "WPS" and release.quarter == date(2024, 4, 1)
+    assert set(release.tables) == {"calls_quarterly", "service_level_quarterly",
+                                   "repeat_contact", "repeat_survival", "repeat_logrank"}
+    for rows in release.tables.values():
+        for r in rows:
+            for k, v in r.items():
+                if isinstance(v, int) and k not in ("window_days", "day"):
+                    assert v % 5 == 0, (k, v)   # every count is a rounded one
+    # a login that may not act as upstream_public gets no report at all
+    info = psycopg.conninfo.conninfo_to_dict(warehouse_url)
+    info["user"] = "upstream_analyst"
+    info.pop("password", None)
+    with pytest.raises(report.ReleaseUnavailable, match="upstream_public"):
+        report.load_release("WPS", url=psycopg.conninfo.make_conninfo(**info))
+    info["user"] = "upstream_public"
+    own = report.load_release("WPS", url=psycopg.conninfo.make_conninfo(**info))
+    assert own.tables == release.tables and own.quarter == date(2025, 7, 1)  # latest quarter
+    with pytest.raises(ValueError, match="2024-Q3"):
+        report.parse_quarter("2024-13")
+
+
+def test_board_report_html(board_report):
+    html = board_report["html"]
+    assert "Program board report: 2024 Q2" in html
+    # 2024 Q2 = June 2024: 45 calls, 35 not charged, 20 consented, 20 referred, 15 contacted,
+    # 10 engaged (multiples of 5 stay as they are)
+    for figure, what in (("45", "calls"), ("35", "not charged"), ("20", "consented to a referral"),
+                         ("15", "contacted"), ("10", "engaged with services")):
+        assert f"<b>{figure}</b>{what}" in html
+    for chart in ("report-calls", "report-service", "report-survival"):
+        assert f'id="{chart}"' in html
+    assert "Campbell Collaboration" in html and "withheld" in html
+    assert "MNI-" not in html and "WPS-20" not in html
+
+
+def test_board_report_pdf_pages(board_report):
+    """pdftoppm renders every page; each is an A4 page with ink on it, and the text is there."""
+    import subprocess
+
+    from PIL import Image
+
+    out = board_report["dir"]
+    assert board_report["pdf"].startswith(b"%PDF-")
+    subprocess.run(["pdftoppm", "-r", "40", "-png", str(out / "board.pdf"), str(out / "page")],
+                   check=True, timeout=60)
+    pages = sorted(out.glob("page*.png"))
+    assert len(pages) >= 2
+    for page in pages:
+        with Image.open(page) as img:
+            w, h = img.size
+            assert abs(w / h - 210 / 297) < 0.01          # A4 portrait
+            grey = img.convert("L")
+            inked = sum(1 for v in grey.get_flattened_data() if v < 200)
+            assert inked > 0.005 * w * h, page.name
+    colours = set()
+    for page in pages:
+        with Image.open(page) as img:
+            colours |= {px[:3] for px in img.convert("RGB").get_flattened_data()}
+    # the charts' colours (blue and orange bars) made it to the pages
+    assert any(abs(r - 0x00) < 40 and abs(g - 0x72) < 40 and abs(b - 0xB2) < 40
+               for r, g, b in colours)
+    assert any(abs(r - 0xE6) < 40 and abs(g - 0x9F) < 40 and abs(b - 0x00) < 40
+               for r, g, b in colours)
+    text = subprocess.run(["pdftotext", "-layout", str(out / "board.pdf"), "-"], check=True,
+                          capture_output=True, text=True, timeout=60).stdout
+    for phrase in ("Program board report: 2024 Q2", "Time to repeat police contact",
+                   "Time to first contact against service levels", "Reading these numbers",
+                   "page 1 of"):
+        assert phrase in text, phrase
+
+
+def test_board_report_download_from_the_monitoring_app(scenario, warehouse_url, monkeypatch):
+    import asyncio
+
+    import httpx
+
+    from upstream.monitoring import app as app_module
+
+    monkeypatch.setenv("UPSTREAM_MONITORING_DATABASE_URL", warehouse_url)
+    app = app_module.create_app(protect=False)
+
+    async def get(path):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://test") as client:
+            return await client.get(path)
+
+    page = asyncio.run(get("/?agency=WPS"))
+    assert page.status_code == 200
+    assert 'href="/report/board.pdf?agency=WPS"' in page.text
+    for section in ('id="survival"', 'id="service"', 'id="chart-survival"', 'id="board"'):
+        assert section in page.text, section
+    pdf = asyncio.run(get("/report/board.pdf?agency=WPS&quarter=2024-Q2"))
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-")
+    assert "upstream_board-report_WPS_2024-Q2.pdf" in pdf.headers["content-disposition"]
+    html = asyncio.run(get("/report/board.html?agency=WPS"))
+    assert html.status_code == 200 and "Program board report: 2025 Q3" in html.text
+    assert asyncio.run(get("/report/board.pdf?quarter=soon")).status_code == 400
+    assert asyncio.run(get("/report/board.doc")).status_code == 404
