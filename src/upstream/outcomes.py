@@ -20,6 +20,12 @@ Settings (environment, read here only; docs/measuring.md lists them):
   cohort of the repeat-contact measure.
 * ``UPSTREAM_OUTCOMES_WORK_MEM`` (default 256MB): work_mem of the rebuild transaction (sorts
   and hashes over core.call).
+* ``UPSTREAM_RELEASE_MIN_CELL`` (default 10): the smallest count the release tier shows.
+
+Besides the tables of 003_outcomes.sql the build fills those of 010_evaluation.sql: time to
+repeat contact (Kaplan-Meier by cohort, log-rank against the baseline; 03b), repeat rates
+standardised by prior-call history (03), first contact against service levels (03c), and the
+release tier (09: counts randomly rounded to base 5 with a keyed hash, small counts withheld).
 """
 
 from __future__ import annotations

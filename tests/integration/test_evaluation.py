@@ -677,10 +677,11 @@ def test_board_report_download_from_the_monitoring_app(scenario, warehouse_url, 
     assert 'href="/report/board.pdf?agency=WPS"' in page.text
     for section in ('id="survival"', 'id="service"', 'id="chart-survival"', 'id="board"'):
         assert section in page.text, section
-    pdf = asyncio.run(get("/report/board.pdf?agency=WPS&quarter=2024-Q2"))
+    # the README's request (the app is mounted at /upstream-monitoring in Airflow)
+    pdf = asyncio.run(get("/report/board.pdf?agency=WPS&quarter=2024-Q3"))
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     assert pdf.content.startswith(b"%PDF-")
-    assert "upstream_board-report_WPS_2024-Q2.pdf" in pdf.headers["content-disposition"]
+    assert "upstream_board-report_WPS_2024-Q3.pdf" in pdf.headers["content-disposition"]
     html = asyncio.run(get("/report/board.html?agency=WPS"))
     assert html.status_code == 200 and "Program board report: 2025 Q3" in html.text
     assert asyncio.run(get("/report/board.pdf?quarter=soon")).status_code == 400
