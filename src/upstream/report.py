@@ -279,9 +279,9 @@ small counts withheld.</p>
 {{ service_chart }}
 <table><thead><tr><th>Quarter</th><th>Referred</th><th>Within 24 h</th><th>Within 48 h</th>
 <th>Within 7 days</th><th>No contact after 48 h</th></tr></thead><tbody>
-{% for x in service %}{% set none = x.referred == 0 %}<tr><th>{{ quarter_label(x.quarter) }}</th><td class="n">{{ count(x.referred) }}</td>
-<td class="n">{{ "–" if none else share(x.share_24h) }}</td><td class="n">{{ "–" if none else share(x.share_48h) }}</td>
-<td class="n">{{ "–" if none else share(x.share_7d) }}</td><td class="n">{{ count(x.uncontacted_48h) }}</td></tr>
+{% for x in service %}{% set empty = x.referred == 0 %}<tr><th>{{ quarter_label(x.quarter) }}</th><td class="n">{{ count(x.referred) }}</td>
+<td class="n">{{ "–" if empty else share(x.share_24h) }}</td><td class="n">{{ "–" if empty else share(x.share_48h) }}</td>
+<td class="n">{{ "–" if empty else share(x.share_7d) }}</td><td class="n">{{ count(x.uncontacted_48h) }}</td></tr>
 {% endfor %}</tbody></table>
 </section>
 

@@ -16,14 +16,11 @@ WHERE events > 0 OR censored > 0;
 DELETE FROM outcomes.repeat_survival_points;
 INSERT INTO outcomes.repeat_survival_points
 SELECT p.agency_code, p.cohort, p.day, p.at_risk, p.cum_events, p.survival, p.ci_low, p.ci_high,
-       a.sround IS NOT NULL, e.sround IS NOT NULL
+       h.first_hidden, h.second_hidden
 FROM t_km_points AS p
-JOIN sup_cell AS a
-  ON a.grain = 'survival_' || lpad(p.day::text, 3, '0') AND a.agency_code = p.agency_code
- AND a.patrol_zone = p.cohort AND a.measure = 'at_risk'
-JOIN sup_cell AS e
-  ON e.grain = a.grain AND e.agency_code = p.agency_code AND e.patrol_zone = p.cohort
- AND e.measure = 'cum_events';
+JOIN t_cohort_hidden AS h
+  ON h.grain = 'survival_' || lpad(p.day::text, 3, '0') AND h.agency_code = p.agency_code
+ AND h.cohort = p.cohort;
 
 -- A test result is hidden with the cohort's count of repeats or of index calls (day 0 at risk).
 DELETE FROM outcomes.repeat_logrank;
@@ -31,12 +28,11 @@ INSERT INTO outcomes.repeat_logrank
 SELECT l.agency_code, l.cohort, l.index_calls, l.observed, l.expected,
        CASE WHEN l.variance > 0 THEN (l.observed - l.expected) ^ 2 / l.variance END,
        l.p_value,
-       l.observed BETWEEN 1 AND 4 OR coalesce(a.sround IS NOT NULL, true)
+       l.observed BETWEEN 1 AND 4 OR coalesce(h.first_hidden, true)
            OR l.variance IS NULL OR l.variance <= 0
 FROM t_logrank AS l
-LEFT JOIN sup_cell AS a
-  ON a.grain = 'survival_000' AND a.agency_code = l.agency_code AND a.patrol_zone = l.cohort
- AND a.measure = 'at_risk';
+LEFT JOIN t_cohort_hidden AS h
+  ON h.grain = 'survival_000' AND h.agency_code = l.agency_code AND h.cohort = l.cohort;
 
 -- referred is the funnel's 'referred' cell (hidden together); a share is also hidden when the
 -- count behind it is 1..4.
