@@ -189,7 +189,7 @@ def _context(r: Release) -> dict[str, Any]:
     from upstream.monitoring.render import survival_curves
 
     survival = r.tables.get("repeat_survival", [])
-    curves = [c for c in survival_curves(survival) if c.name != COHORT_LABELS["all"]]
+    curves = survival_curves(survival)   # with the total: small cohorts are often withheld
     survival_chart = charts.survival_chart("report-survival",
                                            "Share without a repeat call, by cohort", curves,
                                            height=300)
