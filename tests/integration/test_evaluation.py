@@ -31,7 +31,9 @@ from psycopg.rows import dict_row
 from tests.integration import test_outcomes
 from upstream import db, outcomes, service_level
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration,
+              # lifelines 0.30.3 on pandas 3 (requirements-nodeps.txt): its own call style
+              pytest.mark.filterwarnings("ignore:Starting with pandas version 4.0")]
 
 # test_outcomes.py's scenario, loaded and built again for this module (module scope)
 scenario = test_outcomes.scenario
@@ -289,6 +291,12 @@ def test_published_survival_and_logrank(scenario, warehouse_url):
     assert pub[("engaged", 182)]["at_risk"] == 7
     lr = {r["cohort"]: r for r in _rows(warehouse_url, "SELECT * FROM published.repeat_logrank")}
     assert lr["engaged"]["observed"] == 7 and lr["engaged"]["p_value"] is not None
+    # observed = the repeats by day 365: one number, hidden in both places or neither
+    for cohort, r in lr.items():
+        assert (r["observed"] is None) == (pub[(cohort, 365)]["cum_events"] is None) or \
+            pub[(cohort, 0)]["at_risk"] is None, cohort
+        if pub[(cohort, 365)]["cum_events"] is not None and r["observed"] is not None:
+            assert r["observed"] == pub[(cohort, 365)]["cum_events"]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -22,17 +22,22 @@ JOIN t_cohort_hidden AS h
   ON h.grain = 'survival_' || lpad(p.day::text, 3, '0') AND h.agency_code = p.agency_code
  AND h.cohort = p.cohort;
 
--- A test result is hidden with the cohort's count of repeats or of index calls (day 0 at risk).
+-- A test result is hidden with the cohort's index calls (the day-0 number at risk) or its
+-- repeats: `observed` is the same number as the curve's repeats by day 365, so it is hidden
+-- whenever that cell is, small or complementary.
 DELETE FROM outcomes.repeat_logrank;
 INSERT INTO outcomes.repeat_logrank
 SELECT l.agency_code, l.cohort, l.index_calls, l.observed, l.expected,
        CASE WHEN l.variance > 0 THEN (l.observed - l.expected) ^ 2 / l.variance END,
        l.p_value,
-       l.observed BETWEEN 1 AND 4 OR coalesce(h.first_hidden, true)
-           OR l.variance IS NULL OR l.variance <= 0
+       l.observed BETWEEN 1 AND 4 OR coalesce(h0.first_hidden, true)
+           OR coalesce(h365.second_hidden, true) OR l.variance IS NULL OR l.variance <= 0
 FROM t_logrank AS l
-LEFT JOIN t_cohort_hidden AS h
-  ON h.grain = 'survival_000' AND h.agency_code = l.agency_code AND h.cohort = l.cohort;
+LEFT JOIN t_cohort_hidden AS h0
+  ON h0.grain = 'survival_000' AND h0.agency_code = l.agency_code AND h0.cohort = l.cohort
+LEFT JOIN t_cohort_hidden AS h365
+  ON h365.grain = 'survival_365' AND h365.agency_code = l.agency_code
+ AND h365.cohort = l.cohort;
 
 -- referred is the funnel's 'referred' cell (hidden together); a share is also hidden when the
 -- count behind it is 1..4.
