@@ -497,7 +497,8 @@ def test_anonymous_requests_get_no_data(api_server):
     c = api_server.client
     for path in ("/upstream-monitoring/", "/upstream-monitoring/?agency=WPS",
                  "/upstream-monitoring/csv/calls_monthly.csv?agency=WPS",
-                 "/upstream-monitoring/csv/quarantine_by_rule.csv"):
+                 "/upstream-monitoring/csv/quarantine_by_rule.csv",
+                 "/upstream-monitoring/report/board.pdf?agency=WPS&quarter=2024-Q3"):
         got = c.get(path)
         assert got.status_code == 401, (path, got.status_code)
         _assert_no_data(got)
@@ -532,6 +533,11 @@ def test_token_login_and_csv_downloads(api_server):
     assert c.post("/auth/token", json={"username": "nobody",
                                        "password": api_server.password}).status_code == 401
     auth = {"Authorization": f"Bearer {api_server.token()}"}
+
+    # The board report's route is mounted and logged in; this database has no release tier
+    # (tests/integration/test_evaluation.py renders the report from a real one): a clear 503.
+    got = c.get("/upstream-monitoring/report/board.pdf?agency=WPS&quarter=2024-Q3", headers=auth)
+    assert got.status_code == 503 and got.text == "the release tier cannot be read right now"
 
     got = c.get("/upstream-monitoring/csv/calls_monthly.csv", params={"agency": "WPS"},
                 headers=auth)
