@@ -168,8 +168,17 @@ def _logrank_p_values(conn: psycopg.Connection) -> None:
             [(chi_square_p_value(r["chi"]), r["agency_code"], r["cohort"]) for r in rows])
 
 
+def _require_release_key(conn: psycopg.Connection) -> None:
+    """The release tier's rounding needs the key 010_evaluation.sql created: without it the
+    release tables would silently come out empty, so the rebuild fails instead."""
+    if conn.execute("SELECT count(*) AS n FROM outcomes.release_key").fetchone()["n"] != 1:
+        raise RuntimeError("outcomes.release_key must hold one rounding key (see "
+                           "010_evaluation.sql); the release tier cannot be built")
+
+
 AFTER_STEP: dict[str, Callable[[psycopg.Connection], None]] = {
     "outcomes/03b_survival.sql": _logrank_p_values,
+    "outcomes/08_publish_evaluation.sql": _require_release_key,
 }
 
 

@@ -568,10 +568,23 @@ def test_release_minimum_applies_to_the_build(scenario, warehouse_url, monkeypat
         outcomes.rebuild_outcomes(warehouse_url)
 
 
-def test_rebuild_as_the_outcomes_role_keeps_the_key_secret(scenario, warehouse_url):
+def test_the_release_needs_its_rounding_key(scenario, warehouse_url):
     with db.connect(warehouse_url, role=db.OUTCOMES) as conn:
         (key,) = conn.execute("SELECT secret FROM outcomes.release_key").fetchall()
         assert len(key["secret"]) == 64
+    before = _rows(warehouse_url, "SELECT * FROM release.calls_quarterly ORDER BY 1, 2")
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM outcomes.release_key")
+    try:
+        with pytest.raises(RuntimeError, match="release_key"):
+            outcomes.rebuild_outcomes(warehouse_url)
+        # nothing was replaced: the failed rebuild rolled back
+        assert _rows(warehouse_url, "SELECT * FROM release.calls_quarterly ORDER BY 1, 2") == \
+            before
+    finally:
+        with psycopg.connect(warehouse_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO outcomes.release_key (secret) VALUES (%s)",
+                         (key["secret"],))
 
 
 # ------------------------------------------------------------------------------------------------
