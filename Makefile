@@ -9,10 +9,11 @@ TEST_SERVER_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 .PHONY: run test test-fast lint bench bench-parse clean-local system-deps
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --quiet --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install --quiet --quiet --no-deps -e .
 	@touch $@
 
@@ -20,13 +21,19 @@ $(STAMP): requirements.txt pyproject.toml
 run: $(STAMP)
 	$(BIN)/upstream serve
 
-## Debian Chromium for the browser test of the monitoring page (installed when missing, as root)
+## Debian packages the tests need (installed when missing, as root): Chromium for the browser
+## test of the monitoring page; pango (WeasyPrint renders the board report's PDF with it) and
+## poppler-utils (pdftoppm / pdftotext look at the PDF's pages in the report test)
+SYSTEM_PACKAGES_MISSING = $(strip \
+  $(if $(shell command -v chromium),,chromium) \
+  $(if $(shell command -v pdftoppm),,poppler-utils) \
+  $(if $(shell /sbin/ldconfig -p 2>/dev/null | grep -F libpangoft2-1.0.so.0),,libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core))
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing="$(SYSTEM_PACKAGES_MISSING)"; [ -z "$$missing" ] || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian chromium for the browser test"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "NOTICE: chromium missing and cannot be installed here; the browser test will fail"; fi; }
+	    echo "installing Debian packages for the tests: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "NOTICE: missing and cannot be installed here: $$missing; the browser and report tests will fail"; fi; }
 
 ## make test: the whole suite on the embedded PostgreSQL, then the database tests again on
 ## the PostgreSQL server at TEST_SERVER_URL (skipped with a notice when none answers)

@@ -15,6 +15,10 @@ the reference date (the latest call's date).
 The views in schema `published` (role `upstream_analyst`) hide counts of 1-4 and, by
 complementary suppression, any cell that could be recovered from a published total. Definitions
 and caveats: `docs/measuring.md`. Safe to re-run at any time.
+
+**check_contact_service_level** counts, per agency, open referrals delivered more than 48 hours
+ago without a contact and warns the data team when the count passes
+`UPSTREAM_UNCONTACTED_48H_ALERT` (counts only).
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ def rebuild_outcome_tables() -> dict:
     return outcomes.rebuild_outcomes()
 
 
+@task
+def check_contact_service_level() -> dict:
+    from upstream import service_level
+
+    return service_level.check_uncontacted_48h()
+
+
 @dag(
     dag_id="upstream_outcomes",
     schedule=AssetOrTimeSchedule(
@@ -51,7 +62,7 @@ def rebuild_outcome_tables() -> dict:
     default_args=default_args(),
 )
 def upstream_outcomes():
-    rebuild_outcome_tables()
+    rebuild_outcome_tables() >> check_contact_service_level()
 
 
 upstream_outcomes()

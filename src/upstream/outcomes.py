@@ -20,6 +20,12 @@ Settings (environment, read here only; docs/measuring.md lists them):
   cohort of the repeat-contact measure.
 * ``UPSTREAM_OUTCOMES_WORK_MEM`` (default 256MB): work_mem of the rebuild transaction (sorts
   and hashes over core.call).
+* ``UPSTREAM_RELEASE_MIN_CELL`` (default 10): the smallest count the release tier shows.
+
+Besides the tables of 003_outcomes.sql the build fills those of 010_evaluation.sql: time to
+repeat contact (Kaplan-Meier by cohort, log-rank against the baseline; 03b), repeat rates
+standardised by prior-call history (03), first contact against service levels (03c), and the
+release tier (09: counts randomly rounded to base 5 with a keyed hash, small counts withheld).
 """
 
 from __future__ import annotations
@@ -52,11 +58,19 @@ BUILD_FILES = (
     "outcomes/01_calls.sql",
     "outcomes/02_referrals.sql",
     "outcomes/03_repeat_contact.sql",
+    "outcomes/03b_survival.sql",
+    "outcomes/03c_service_level.sql",
     "outcomes/04_data_quality.sql",
     "outcomes/05_suppression_cells.sql",
+    "outcomes/05b_suppression_cohorts.sql",
 )
 SUPPRESSION_STEP = "outcomes/06_suppression_step.sql"
-PUBLISH_FILE = "outcomes/07_publish.sql"
+PUBLISH_FILES = (
+    "outcomes/07_publish.sql",
+    "outcomes/08_publish_evaluation.sql",
+    "outcomes/09_release.sql",
+)
+DEFAULT_RELEASE_MIN_CELL = 10
 MAX_SUPPRESSION_ROUNDS = 200
 
 # The local date of the latest call: per agency, the newest entry of index call_received.
@@ -75,6 +89,16 @@ OUTCOME_TABLES = (
     "data_quality_daily",
     "quarantine_by_rule",
     "suppressed_cell",
+    "repeat_by_prior",
+    "repeat_survival",
+    "repeat_survival_points",
+    "repeat_logrank",
+    "contact_service_level",
+    "release_calls_quarterly",
+    "release_service_level_quarterly",
+    "release_repeat_contact",
+    "release_repeat_survival",
+    "release_logrank",
 )
 
 PUBLISHED_VIEWS = (
@@ -85,6 +109,19 @@ PUBLISHED_VIEWS = (
     "repeat_contact",
     "data_quality_daily",
     "quarantine_by_rule",
+    "repeat_survival",
+    "repeat_logrank",
+    "contact_service_level",
+)
+
+# The public release tier (010_evaluation.sql): role upstream_public reads these only.
+RELEASE_VIEWS = (
+    "calls_quarterly",
+    "service_level_quarterly",
+    "repeat_contact",
+    "repeat_survival",
+    "repeat_logrank",
+    "build_info",
 )
 
 
@@ -98,6 +135,51 @@ def launch_date() -> date:
         raise ValueError(
             f"setting UPSTREAM_PROGRAM_LAUNCH_DATE must be a date (YYYY-MM-DD), got {raw!r}"
         ) from exc
+
+
+def release_min_cell() -> int:
+    """UPSTREAM_RELEASE_MIN_CELL: the smallest count the release tier shows (zero aside)."""
+    raw = (os.environ.get("UPSTREAM_RELEASE_MIN_CELL") or "").strip()
+    if not raw:
+        return DEFAULT_RELEASE_MIN_CELL
+    if not raw.isdigit() or not 5 <= int(raw) <= 1000:
+        raise ValueError(
+            f"setting UPSTREAM_RELEASE_MIN_CELL must be a whole number from 5 to 1000, got {raw!r}"
+        )
+    return int(raw)
+
+
+def chi_square_p_value(chi_square: float | None) -> float | None:
+    """Upper tail of the chi-square distribution with 1 degree of freedom."""
+    if chi_square is None or chi_square < 0 or not math.isfinite(chi_square):
+        return None
+    return math.erfc(math.sqrt(chi_square / 2.0))
+
+
+def _logrank_p_values(conn: psycopg.Connection) -> None:
+    """Complete t_logrank (03b) with the chi-square and its p-value (a handful of rows)."""
+    conn.execute("ALTER TABLE t_logrank ADD COLUMN p_value float8")
+    rows = conn.execute(
+        "SELECT agency_code, cohort, (observed - expected) ^ 2 / variance AS chi"
+        " FROM t_logrank WHERE variance > 0").fetchall()
+    with conn.cursor() as cur:
+        cur.executemany(
+            "UPDATE t_logrank SET p_value = %s WHERE agency_code = %s AND cohort = %s",
+            [(chi_square_p_value(r["chi"]), r["agency_code"], r["cohort"]) for r in rows])
+
+
+def _require_release_key(conn: psycopg.Connection) -> None:
+    """The release tier's rounding needs the key 010_evaluation.sql created: without it the
+    release tables would silently come out empty, so the rebuild fails instead."""
+    if conn.execute("SELECT count(*) AS n FROM outcomes.release_key").fetchone()["n"] != 1:
+        raise RuntimeError("outcomes.release_key must hold one rounding key (see "
+                           "010_evaluation.sql); the release tier cannot be built")
+
+
+AFTER_STEP: dict[str, Callable[[psycopg.Connection], None]] = {
+    "outcomes/03b_survival.sql": _logrank_p_values,
+    "outcomes/08_publish_evaluation.sql": _require_release_key,
+}
 
 
 def _work_mem() -> str:
@@ -176,6 +258,7 @@ def rebuild_outcomes(
     tz = str(settings.timezone)
     launch = launch_date()
     work_mem = _work_mem()
+    min_cell = release_min_cell()
     url = url or db.warehouse_url(settings)
     started = time.monotonic()
     timings: dict[str, float] = {}
@@ -191,13 +274,15 @@ def rebuild_outcomes(
                 if reference_date is None:
                     reference_date = conn.execute(REFERENCE_DATE_SQL).fetchone()["d"]
                 params: dict[str, Any] = {"tz": tz, "reference_date": reference_date,
-                                          "launch_date": launch}
-                for relative in (*BUILD_FILES, SUPPRESSION_STEP, PUBLISH_FILE):
+                                          "launch_date": launch, "min_cell": min_cell}
+                for relative in (*BUILD_FILES, SUPPRESSION_STEP, *PUBLISH_FILES):
                     t0 = time.monotonic()
                     if relative == SUPPRESSION_STEP:
                         rounds = suppress_complementary(conn, params)
                     else:
                         conn.execute(_script(relative, params))
+                    if relative in AFTER_STEP:
+                        AFTER_STEP[relative](conn)
                     timings[_step_name(relative)] = round(time.monotonic() - t0, 3)
                 counts = {
                     name: conn.execute(

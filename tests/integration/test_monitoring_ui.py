@@ -54,6 +54,7 @@ from upstream.monitoring.views import (
     INTEGER,
     KEY_ATTRIBUTES,
     MONTH,
+    NUMBER,
     SHARE,
     TEXT,
     VIEWS,
@@ -124,14 +125,33 @@ ROWS: dict[str, list[tuple]] = {
         ("RCP", M6, "call_to_referral", 25, D("1.5"), D("6.0"), D("1.0000"), D("1.0000")),
     ],
     "repeat_contact": [
-        ("WPS", B, 182, 412, 87, D("0.2112"), D("0.1743"), D("0.2533"), 31, D("0.0752")),
-        ("WPS", E, 182, 118, 19, D("0.1610"), D("0.1057"), D("0.2384"), None, None),
-        ("WPS", R, 182, 45, 11, D("0.2444"), D("0.1419"), D("0.3874"), 6, D("0.1333")),
-        ("WPS", CD, 182, 64, 15, D("0.2344"), D("0.1474"), D("0.3518"), 6, D("0.0938")),
-        ("WPS", CN, 182, None, None, None, None, None, None, None),
-        ("WPS", B, 365, 412, 140, D("0.3398"), D("0.2958"), D("0.3866"), 52, D("0.1262")),
-        ("WPS", E, 365, 80, 21, D("0.2625"), D("0.1782"), D("0.3690"), 9, D("0.1125")),
-        ("RCP", B, 182, 900, 200, D("0.2222"), D("0.1965"), D("0.2503"), 80, D("0.0889")),
+        ("WPS", B, 182, 412, 87, D("0.2112"), D("0.1743"), D("0.2533"), 31, D("0.0752"), D("0.2112"), D("0.1690"), D("0.2534")),
+        ("WPS", E, 182, 118, 19, D("0.1610"), D("0.1057"), D("0.2384"), None, None, D("0.1610"), D("0.1288"), D("0.1932")),
+        ("WPS", R, 182, 45, 11, D("0.2444"), D("0.1419"), D("0.3874"), 6, D("0.1333"), D("0.2444"), D("0.1955"), D("0.2933")),
+        ("WPS", CD, 182, 64, 15, D("0.2344"), D("0.1474"), D("0.3518"), 6, D("0.0938"), D("0.2344"), D("0.1875"), D("0.2813")),
+        ("WPS", CN, 182, None, None, None, None, None, None, None, None, None, None),
+        ("WPS", B, 365, 412, 140, D("0.3398"), D("0.2958"), D("0.3866"), 52, D("0.1262"), D("0.3398"), D("0.2718"), D("0.4078")),
+        ("WPS", E, 365, 80, 21, D("0.2625"), D("0.1782"), D("0.3690"), 9, D("0.1125"), D("0.2625"), D("0.2100"), D("0.3150")),
+        ("RCP", B, 182, 900, 200, D("0.2222"), D("0.1965"), D("0.2503"), 80, D("0.0889"), D("0.2222"), D("0.1778"), D("0.2666")),
+    ],
+    "repeat_survival": [
+        ("WPS", B, 0, 412, 0, D("1.0000"), D("1.0000"), D("1.0000")),
+        ("WPS", B, 182, 300, 87, D("0.7888"), D("0.7400"), D("0.8300")),
+        ("WPS", E, 0, 118, 0, D("1.0000"), D("1.0000"), D("1.0000")),
+        ("WPS", E, 182, 90, 19, D("0.8390"), D("0.7600"), D("0.8900")),
+        ("WPS", CN, 182, None, None, None, None, None),
+        ("RCP", B, 0, 900, 0, D("1.0000"), D("1.0000"), D("1.0000")),
+    ],
+    "repeat_logrank": [
+        ("WPS", E, 19, D("25.10"), D("1.520"), D("0.2176")),
+        ("WPS", CN, None, None, None, None),
+        ("RCP", E, 30, D("33.00"), D("0.300"), D("0.5839")),
+    ],
+    "contact_service_level": [
+        ("WPS", M4, 14, D("0.3571"), D("0.5000"), D("0.7857"), 7),
+        ("WPS", M5, 20, D("0.3500"), D("0.6000"), D("0.9000"), 8),
+        ("WPS", M6, None, None, None, None, None),
+        ("RCP", M6, 25, D("0.4000"), D("0.6000"), D("0.8000"), 10),
     ],
     "data_quality_daily": [
         ("WPS", date(2024, 6, 1), 1, 0, 52, 52, 0),
@@ -153,7 +173,7 @@ ROWS: dict[str, list[tuple]] = {
 }
 
 SQL_TYPES = {TEXT: "text", MONTH: "date", DAY: "date", COUNT: "int", INTEGER: "int",
-             SHARE: "numeric", HOURS: "numeric"}
+             SHARE: "numeric", HOURS: "numeric", NUMBER: "numeric"}
 
 
 def _rows(view: str) -> list[dict[str, Any]]:
@@ -477,7 +497,8 @@ def test_anonymous_requests_get_no_data(api_server):
     c = api_server.client
     for path in ("/upstream-monitoring/", "/upstream-monitoring/?agency=WPS",
                  "/upstream-monitoring/csv/calls_monthly.csv?agency=WPS",
-                 "/upstream-monitoring/csv/quarantine_by_rule.csv"):
+                 "/upstream-monitoring/csv/quarantine_by_rule.csv",
+                 "/upstream-monitoring/report/board.pdf?agency=WPS&quarter=2024-Q3"):
         got = c.get(path)
         assert got.status_code == 401, (path, got.status_code)
         _assert_no_data(got)
@@ -512,6 +533,11 @@ def test_token_login_and_csv_downloads(api_server):
     assert c.post("/auth/token", json={"username": "nobody",
                                        "password": api_server.password}).status_code == 401
     auth = {"Authorization": f"Bearer {api_server.token()}"}
+
+    # The board report's route is mounted and logged in; this database has no release tier
+    # (tests/integration/test_evaluation.py renders the report from a real one): a clear 503.
+    got = c.get("/upstream-monitoring/report/board.pdf?agency=WPS&quarter=2024-Q3", headers=auth)
+    assert got.status_code == 503 and got.text == "the release tier cannot be read right now"
 
     got = c.get("/upstream-monitoring/csv/calls_monthly.csv", params={"agency": "WPS"},
                 headers=auth)

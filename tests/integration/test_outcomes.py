@@ -212,7 +212,7 @@ def test_build_reports_reference_date_and_counts(scenario, warehouse_url):
     build = scenario["build"]
     assert build["reference_date"] == "2025-07-15"
     assert build["program_launch_date"] == "2024-05-06"
-    assert build["rows"]["repeat_contact"] == 12  # 6 cohorts x 2 windows, one agency
+    assert build["rows"]["repeat_contact"] == 14  # 6 cohorts + the total x 2 windows, one agency
     # the rebuild's work table (victim pseudonyms) is empty once a rebuild has committed
     assert _rows(warehouse_url, "SELECT count(*) AS n FROM outcomes.work_repeat_victim") == [
         {"n": 0}]
@@ -317,7 +317,8 @@ def test_repeat_contact(scenario, warehouse_url):
     got = {(r["cohort"], r["window_days"]): r for r in _rows(
         warehouse_url, "SELECT * FROM published.repeat_contact WHERE agency_code = 'WPS'")}
     assert {k[0] for k in got} == {"engaged", "referred_not_engaged", "consent_declined",
-                                   "consent_not_asked", "baseline"}
+                                   "consent_not_asked", "consent_given_not_delivered",
+                                   "baseline", "all"}
 
     def expect(cohort, window, n, rep, chg):
         r = got[(cohort, window)]
@@ -329,10 +330,10 @@ def test_repeat_contact(scenario, warehouse_url):
             n, rep, rate, lo, hi, chg, chg_rate), (cohort, window)
 
     # June G1-G10 + August A1-A3 (August only for 182 days: 365 not elapsed by 2025-07-15)
-    expect("engaged", 182, 13, 6, 5)
+    expect("engaged", 182, 13, 6, None)     # 5 charged: hidden with not-asked's 3 (total)
     expect("engaged", 365, 10, 7, 6)        # + G7's call 200 days later
     expect("referred_not_engaged", 182, 10, 5, 5)
-    expect("referred_not_engaged", 365, 10, 5, 5)
+    expect("referred_not_engaged", 365, 10, 5, None)  # hidden with not-asked's 3
     expect("consent_declined", 182, 13, 0, 0)  # June 5 + July 3 + August 5
     expect("consent_declined", 365, 8, 0, 0)
     expect("consent_not_asked", 182, 15, 7, None)  # 3 charged repeats: hidden
@@ -342,8 +343,12 @@ def test_repeat_contact(scenario, warehouse_url):
     exact = {(r["cohort"], r["window_days"]): (r["index_calls"], r["with_charged_repeat"])
              for r in _rows(warehouse_url, "SELECT * FROM outcomes.repeat_contact")}
     assert exact[("consent_not_asked", 182)] == (15, 3)
-    # consent given but never referred (July), withdrawn consent (repeat calls): restricted only
-    assert exact[("other", 182)] == (10, 0) and exact[("other", 365)] == (5, 0)
+    # consent given but never referred (July), withdrawn consent (repeat calls)
+    expect("consent_given_not_delivered", 182, 10, 0, 0)
+    expect("consent_given_not_delivered", 365, 5, 0, 0)
+    # the total: every index call is in exactly one cohort
+    expect("all", 182, 73, 24, 19)
+    expect("all", 365, 55, 26, 21)
 
 
 def test_data_quality(scenario, warehouse_url):
@@ -537,7 +542,7 @@ def test_concurrent_reader_never_sees_a_partial_build(scenario, warehouse_url):
         t.join(30)
     assert counts
     assert {c[0] for c in counts} <= complete
-    assert all(c[1] > 0 and c[2] == 10 for c in counts)
+    assert all(c[1] > 0 and c[2] == 14 for c in counts)
 
 
 def test_two_rebuilds_at_once_take_turns(scenario, warehouse_url):
@@ -615,7 +620,8 @@ def test_analyst_reads_published_views_only(scenario, warehouse_url):
                        "share_within_24h", "share_within_7d"],
         "repeat_contact": ["agency_code", "cohort", "window_days", "index_calls", "with_repeat",
                            "repeat_rate", "ci_low", "ci_high", "with_charged_repeat",
-                           "charged_repeat_rate"],
+                           "charged_repeat_rate", "standardised_rate", "std_ci_low",
+                           "std_ci_high"],
         "data_quality_daily": ["agency_code", "extract_date", "files_received", "files_refused",
                                "rows_in_files", "rows_loaded", "rows_quarantined"],
         "quarantine_by_rule": ["agency_code", "extract_date", "rule", "rows"],
@@ -643,7 +649,8 @@ def test_outcomes_dag_runs(scenario, warehouse_url, airflow_db):
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert not bag.import_errors
     dag = bag.get_dag("upstream_outcomes")
-    assert [t.task_id for t in dag.tasks] == ["rebuild_outcome_tables"]
+    assert [t.task_id for t in dag.tasks] == ["rebuild_outcome_tables",
+                                              "check_contact_service_level"]
     assert dag.max_active_runs == 1
     run = dag.test()
     assert str(getattr(run.state, "value", run.state)) == "success"

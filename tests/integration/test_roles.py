@@ -51,6 +51,13 @@ MATRIX = [
     ("upstream_analyst", "SELECT count(*) FROM contact.victim_contact", CANNOT),
     ("upstream_analyst", "SELECT count(*) FROM outcomes.calls_monthly", CANNOT),
     ("upstream_analyst", "SELECT count(*) FROM routing.referral", CANNOT),
+    # the public release tier: its views and nothing else (010_evaluation.sql)
+    ("upstream_public", "SELECT count(*) FROM release.calls_quarterly", CAN),
+    ("upstream_public", "SELECT count(*) FROM release.repeat_survival", CAN),
+    ("upstream_public", "SELECT count(*) FROM published.calls_monthly", CANNOT),
+    ("upstream_public", "SELECT count(*) FROM outcomes.release_key", CANNOT),
+    ("upstream_public", "SELECT count(*) FROM core.call", CANNOT),
+    ("upstream_analyst", "SELECT count(*) FROM release.calls_quarterly", CANNOT),
     # Airflow's metadata role has nothing in the warehouse
     ("upstream_airflow", "SELECT count(*) FROM core.call", CANNOT),
     ("upstream_airflow", "SELECT count(*) FROM contact.victim_contact", CANNOT),

@@ -182,8 +182,8 @@ def test_work_mem_setting(monkeypatch):
 
 def test_sql_files_have_no_stray_placeholders():
     params = {"tz": "America/Toronto", "reference_date": date(2024, 9, 30),
-              "launch_date": date(2024, 5, 6)}
-    for relative in (*outcomes.BUILD_FILES, outcomes.SUPPRESSION_STEP, outcomes.PUBLISH_FILE):
+              "launch_date": date(2024, 5, 6), "min_cell": 10}
+    for relative in (*outcomes.BUILD_FILES, outcomes.SUPPRESSION_STEP, *outcomes.PUBLISH_FILES):
         text = outcomes._script(relative, {**params, "round": 1}).as_string(None)
         assert "{" not in text and "}" not in text, relative
         assert "now()" not in text.lower() and "current_date" not in text.lower(), relative

@@ -70,8 +70,24 @@ LEFT JOIN sup_cell AS s
  AND s.patrol_zone = '(all)'
  AND s.measure = CASE t.measure WHEN 'call_to_referral' THEN 'referred' ELSE 'contacted' END;
 
--- Rates with 95% Wilson intervals. No additive relation links cohorts (no total is
--- published), so only the small-cell rule applies, plus: a rate is hidden with its count.
+-- The cohort cells of 05b, whether hidden, one row per cohort / window or cohort / day
+-- (read by cell id range: they follow every cell of 05).
+CREATE TEMP TABLE t_cohort_hidden ON COMMIT DROP AS
+SELECT c.grain, c.agency_code, c.patrol_zone AS cohort,
+       bool_or(c.sround IS NOT NULL) FILTER (WHERE c.measure IN ('index_calls', 'at_risk'))
+           AS first_hidden,
+       bool_or(c.sround IS NOT NULL) FILTER (WHERE c.measure IN ('with_repeat', 'cum_events'))
+           AS second_hidden,
+       bool_or(c.sround IS NOT NULL) FILTER (WHERE c.measure = 'with_charged_repeat')
+           AS third_hidden
+FROM sup_cell AS c
+WHERE c.cell_id > (SELECT n0 FROM t_cohort_first)
+GROUP BY c.grain, c.agency_code, c.patrol_zone;
+ANALYZE t_cohort_hidden;
+
+-- Rates with 95% Wilson intervals, and the standardised rate (03). Every cohort and the total
+-- 'all' are published; their counts are cells of the suppression (05b), hidden with the
+-- rates built on them.
 DELETE FROM outcomes.repeat_contact;
 INSERT INTO outcomes.repeat_contact
 SELECT r.agency_code, r.cohort, r.window_days, r.index_calls,
@@ -84,10 +100,16 @@ SELECT r.agency_code, r.cohort, r.window_days, r.index_calls,
             THEN round(r.with_charged_repeat::numeric / r.index_calls, 4) END,
        round(outcomes.wilson_low(r.with_charged_repeat, r.index_calls)::numeric, 4),
        round(outcomes.wilson_high(r.with_charged_repeat, r.index_calls)::numeric, 4),
-       r.index_calls BETWEEN 1 AND 4,
-       r.index_calls BETWEEN 1 AND 4 OR r.with_repeat BETWEEN 1 AND 4,
-       r.index_calls BETWEEN 1 AND 4 OR r.with_charged_repeat BETWEEN 1 AND 4
-FROM t_repeat AS r;
+       h.first_hidden,
+       h.second_hidden,
+       h.third_hidden,
+       round(r.standardised_rate::numeric, 4),
+       round(r.std_ci_low::numeric, 4),
+       round(r.std_ci_high::numeric, 4)
+FROM t_repeat AS r
+JOIN t_cohort_hidden AS h
+  ON h.grain = 'cohort_' || r.window_days AND h.agency_code = r.agency_code
+ AND h.cohort = r.cohort;
 
 DELETE FROM outcomes.data_quality_daily;
 INSERT INTO outcomes.data_quality_daily

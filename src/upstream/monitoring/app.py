@@ -4,6 +4,9 @@ Routes (under the plugin's url_prefix, /upstream-monitoring):
 
 * ``GET /``                   the page: charts and tables for one agency and a period
 * ``GET /csv/<view>.csv``     one published view as CSV, same filters (no agency: all agencies)
+* ``GET /report/board.html``  the quarterly board report, built only from the release tier
+  (``upstream.report``: read as role upstream_public); ``/report/board.pdf`` the same as PDF.
+  Query parameters ``agency`` and ``quarter=2024-Q3`` (default: the latest quarter)
 
 Query parameters: ``agency=WPS``, ``from=2024-01``, ``to=2024-06`` (months, inclusive).
 
@@ -169,5 +172,36 @@ def create_app(*, protect: bool = True) -> FastAPI:
         headers["Content-Disposition"] = f'attachment; filename="{_filename(name, filters)}"'
         return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8",
                         headers=headers)
+
+    @app.get("/report/board.{fmt}")
+    async def board_report(fmt: str, agency: Agency = None,
+                           quarter: Annotated[str | None, Query()] = None) -> Response:
+        from upstream import report
+
+        if fmt not in ("html", "pdf"):
+            raise HTTPException(404, "no such report format")
+        try:
+            filters = Filters.parse(agency, None, None)
+            chosen = report.parse_quarter(quarter)
+        except ValueError as exc:
+            return PlainTextResponse(str(exc), status_code=400, headers=SECURITY_HEADERS)
+        try:
+            release = await asyncio.to_thread(report.load_release, filters.agency, chosen)
+        except report.ReleaseUnavailable as exc:
+            log.error("monitoring: board report unavailable: %s", exc)
+            return PlainTextResponse("the release tier cannot be read right now",
+                                     status_code=503, headers=SECURITY_HEADERS)
+        html = await asyncio.to_thread(report.render_html, release)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(
+            ["upstream", "board-report", release.agency or "none",
+             report.quarter_label(release.quarter).replace(" ", "-")
+             if release.quarter else "no-quarter"]))
+        headers = dict(SECURITY_HEADERS)
+        if fmt == "html":
+            headers["Content-Disposition"] = f'inline; filename="{name}.html"'
+            return HTMLResponse(html, headers=headers)
+        pdf = await asyncio.to_thread(report.render_pdf, html)
+        headers["Content-Disposition"] = f'attachment; filename="{name}.pdf"'
+        return Response(pdf, media_type="application/pdf", headers=headers)
 
     return app

@@ -150,10 +150,13 @@ def _x_labels(labels: Sequence[tuple[str, str]], centers: Sequence[float], y: fl
 
 def stacked_bars(chart_id: str, title: str, labels: Sequence[tuple[str, str]],
                  series: Sequence[Series], totals: Sequence[Number | None] | None = None,
-                 y_label: str = "", width: int = 720, height: int = 300) -> Markup:
+                 y_label: str = "", width: int = 720, height: int = 300,
+                 suppressed: str = SUPPRESSED_COUNT,
+                 suppressed_note: str = "suppressed (1 to 4)") -> Markup:
     """Stacked columns (one per category); `totals` are written above each column.
 
-    A suppressed segment is not drawn: its column is annotated "<5" in the series colour.
+    A suppressed segment is not drawn: its column is annotated `suppressed` ("<5") in the
+    series colour (the release tier's report passes "withheld").
     """
     n = len(labels)
     if n == 0 or not series:
@@ -195,13 +198,14 @@ def stacked_bars(chart_id: str, title: str, labels: Sequence[tuple[str, str]],
         label_y = y_of(base) - 6
         if totals is not None and n <= 24:
             body.append(f'<text x="{cx:.1f}" y="{label_y:.1f}" text-anchor="middle" '
-                        f'font-size="12" font-weight="600">{esc(fmt_count(totals[i]))}</text>')
+                        f'font-size="12" font-weight="600">'
+                        f'{esc(suppressed if totals[i] is None else fmt_count(totals[i]))}</text>')
             label_y -= 15
         for s in missing:
-            mark = SUPPRESSED_COUNT if slot < 90 else f"{s.name} {SUPPRESSED_COUNT}"
+            mark = suppressed if slot < 90 else f"{s.name} {suppressed}"
             body.append(f'<text x="{cx:.1f}" y="{label_y:.1f}" text-anchor="middle" '
                         f'font-size="11" fill="{s.color}" font-weight="700">'
-                        f'{esc(mark)}<title>{esc(s.name)}: suppressed (1 to 4)'
+                        f'{esc(mark)}<title>{esc(s.name)}: {esc(suppressed_note)}'
                         f'</title></text>')
             label_y -= 13
     body += _x_labels(labels, centers, bottom + 18)
@@ -363,3 +367,74 @@ def intervals(chart_id: str, title: str, rows: Sequence[Interval], width: int = 
                     f'{esc(value)}</text>')
     return _svg(chart_id, title, f"{title}: {len(rows)} cohorts; exact numbers in the table.",
                 width, height, body)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A Kaplan-Meier curve at its published days: (day, survival, ci_low, ci_high)."""
+
+    name: str
+    color: str
+    points: Sequence[tuple[int, Number | None, Number | None, Number | None]]
+    dashed: bool = False
+
+
+def survival_chart(chart_id: str, title: str, curves: Sequence[Curve], days: int = 365,
+                   width: int = 720, height: int = 320) -> Markup:
+    """Step curves of the share without a repeat call by day since the index call, each with
+    its 95% band (shaded). A point whose estimate is not published ends its curve there."""
+    known = [float(v) for c in curves for p in c.points for v in (p[1], p[2])
+             if v is not None]
+    if not curves or not known:
+        return empty_chart(chart_id, title)
+    per_row = 3   # legend entries per line: cohort names are long
+    rows = math.ceil(len(curves) / per_row)
+    left, right, top, bottom = 64, width - 16, 26 + 20 * rows, height - 40
+    # the y axis starts at a round share below every estimate, at most 50%
+    floor = max(0.0, min(0.5, math.floor(min(known) * 10) / 10))
+    span = 1.0 - floor
+
+    def x_of(d: float) -> float:
+        return left + (right - left) * d / days
+
+    def y_of(v: float) -> float:
+        return bottom - (bottom - top) * (float(v) - floor) / span
+
+    body = []
+    for i in range(rows):
+        body += _legend(curves[i * per_row:(i + 1) * per_row], left, 18 + 20 * i, line=True)
+    ticks = [floor + span * i / 5 for i in range(6)]
+    body += _y_axis(ticks, left, right, y_of, lambda t: f"{t * 100:.0f}%")
+    for d in (0, 30, 60, 90, 120, 150, 182, 210, 240, 270, 300, 330, 365):
+        if d <= days:
+            body.append(f'<text x="{x_of(d):.1f}" y="{bottom + 16}" text-anchor="middle" '
+                        f'fill="{GREY}" font-size="11">{d}</text>')
+    body.append(f'<text x="{right}" y="{height - 6}" text-anchor="end" fill="{GREY}" '
+                f'font-size="12">days since the index call</text>')
+    for c in curves:
+        shown = []
+        for day, s, lo, hi in sorted(c.points, key=lambda p: p[0]):
+            if s is None:
+                break
+            shown.append((day, float(s), lo, hi))
+        if not shown:
+            continue
+        band_top, band_bottom, line = [], [], []
+        for i, (day, s, lo, hi) in enumerate(shown):
+            end = shown[i + 1][0] if i + 1 < len(shown) else day
+            line += [f"{x_of(day):.1f},{y_of(s):.1f}", f"{x_of(end):.1f},{y_of(s):.1f}"]
+            if lo is not None and hi is not None:
+                band_top += [f"{x_of(day):.1f},{y_of(hi):.1f}", f"{x_of(end):.1f},{y_of(hi):.1f}"]
+                band_bottom += [f"{x_of(day):.1f},{y_of(lo):.1f}",
+                                f"{x_of(end):.1f},{y_of(lo):.1f}"]
+        if band_top:
+            body.append(f'<polygon points="{" ".join(band_top + band_bottom[::-1])}" '
+                        f'fill="{c.color}" fill-opacity="0.15" stroke="none"/>')
+        dash = ' stroke-dasharray="6 4"' if c.dashed else ""
+        body.append(f'<polyline points="{" ".join(line)}" fill="none" stroke="{c.color}" '
+                    f'stroke-width="2.5"{dash}><title>{esc(c.name)}: '
+                    f'{esc(fmt_share(shown[-1][1]))} without a repeat call at day '
+                    f'{shown[-1][0]}</title></polyline>')
+    desc = (f"{title}: share of index calls not yet followed by another call, by day; "
+            "shaded: 95% confidence band; numbers at risk in the table.")
+    return _svg(chart_id, title, desc, width, height, body)

@@ -297,7 +297,10 @@ def repeat_section(s: Snapshot) -> Section:
                   "with its 95% confidence interval. The baseline cohort (calls before the "
                   "program started) is the dashed reference line; n is the number of index "
                   "calls a rate rests on. A call counts only once its whole window has passed, "
-                  "and cohorts are not filtered by the period.", csv=["repeat_contact"])
+                  "and cohorts are not filtered by the period. The standardised rate is what "
+                  "the cohort's rate would be with the baseline's mix of prior-call history "
+                  "(0, 1, 2 or more calls in the year before), so that cohorts with more "
+                  "prior calls are compared fairly.", csv=["repeat_contact"])
     for window, wrows in sorted(by_window.items()):
         wrows = sorted(wrows, key=cohort_sort_key)
         items = [charts.Interval(label(r.get("cohort"), COHORT_LABELS), r.get("repeat_rate"),
@@ -313,6 +316,74 @@ def repeat_section(s: Snapshot) -> Section:
     ordered = sorted(rows, key=cohort_sort_key)
     sec.tables.append(table("repeat_contact", ordered, "Per cohort and window"))
     sec.notes = _unavailable_notes(s, ["repeat_contact"])
+    return sec
+
+
+# Cohort colours of the survival chart (Okabe-Ito; the baseline grey and dashed).
+COHORT_COLOURS = {
+    "baseline": charts.GREY,
+    "engaged": charts.BLUE,
+    "referred_not_engaged": charts.ORANGE,
+    "consent_declined": charts.VERMILLION,
+    "consent_not_asked": charts.PURPLE,
+    "consent_given_not_delivered": charts.SKY,
+    "all": charts.GREEN,
+}
+
+
+def survival_curves(rows: Iterable[Mapping[str, Any]]) -> list[charts.Curve]:
+    """One curve per cohort from repeat_survival rows (published or release)."""
+    by_cohort: dict[str, list[tuple]] = defaultdict(list)
+    for r in rows:
+        by_cohort[str(r.get("cohort") or "")].append(
+            (int(r["day"]), r.get("survival"), r.get("ci_low"), r.get("ci_high")))
+    order = [c for c in (*COHORT_ORDER, "all") if c in by_cohort] + sorted(
+        c for c in by_cohort if c not in COHORT_ORDER and c != "all")
+    return [charts.Curve(label(c, COHORT_LABELS), COHORT_COLOURS.get(c, charts.INK),
+                         by_cohort[c], dashed=is_baseline(c)) for c in order]
+
+
+def survival_section(s: Snapshot) -> Section:
+    rows = sorted(s.tables.get("repeat_survival", []),
+                  key=lambda r: (cohort_sort_key(r), r.get("day") or 0))
+    sec = Section("survival", "Time to repeat contact",
+                  "Kaplan-Meier estimate of the share of index calls (calls that ended without "
+                  "a charge) not yet followed by another police call about the same person, by "
+                  "day since the call, with its 95% confidence band. Every index call counts: "
+                  "calls still being followed are censored at the reference date (and at 365 "
+                  "days), so the program's first months are not left out as they are from the "
+                  "fixed windows. The log-rank test compares each cohort's curve with the "
+                  "baseline (calls before the program).",
+                  csv=["repeat_survival", "repeat_logrank"])
+    title = "Share without a repeat call, by cohort"
+    main = [c for c in survival_curves(rows) if c.name != COHORT_LABELS["all"]]
+    sec.charts.append((title, charts.survival_chart("chart-survival", title, main)))
+    sec.tables.append(table("repeat_logrank", sorted(s.tables.get("repeat_logrank", []),
+                                                     key=cohort_sort_key),
+                            "Log-rank test of each cohort against the baseline (days 0-365)"))
+    sec.more.append(table("repeat_survival", rows, "Estimate and number at risk by day"))
+    sec.notes = _unavailable_notes(s, ["repeat_survival", "repeat_logrank"])
+    return sec
+
+
+def service_section(s: Snapshot) -> Section:
+    rows = sorted(s.tables.get("contact_service_level", []), key=lambda r: r["month"])
+    sec = Section("service", "First contact against service levels",
+                  "Of the referrals delivered to the outreach organisation, the share with a "
+                  "first contact within 24 hours, 48 hours and 7 days of delivery (situation "
+                  "tables aim at 24 to 48 hours), and how many had no contact 48 hours after "
+                  "delivery. Unlike the timeliness medians, the base is every referral, reached "
+                  "or not.", csv=["contact_service_level"])
+    title = "Share of referrals contacted in time"
+    sec.charts.append((title, charts.line_chart(
+        "chart-service", title, axis_months([r["month"] for r in rows]),
+        [charts.Series("Within 24 h", charts.GREEN, [r.get("share_24h") for r in rows]),
+         charts.Series("Within 48 h", charts.BLUE, [r.get("share_48h") for r in rows]),
+         charts.Series("Within 7 days", charts.SKY, [r.get("share_7d") for r in rows],
+                       dashed=True)],
+        value_label=lambda v: f"{v * 100:.0f}%", y_max=1.0)))
+    sec.tables.append(table("contact_service_level", rows, "Per month of the call"))
+    sec.notes = _unavailable_notes(s, ["contact_service_level"])
     return sec
 
 
@@ -475,6 +546,14 @@ agency <strong>{{ agency }}</strong>{% endif %} · {{ period }}</p>
 {% for name in sec.csv %}<a href="{{ base }}/csv/{{ name }}.csv?{{ csv_query }}" download>{{ name }}.csv</a>{% if not loop.last %} · {% endif %}{% endfor %}</p>
 </section>
 {% endfor %}
+<section class="card" id="board" aria-labelledby="board-h">
+<h2 id="board-h">Quarterly board report</h2>
+<p class="lead">Built only from the public release tier (schema <code>release</code>): counts
+randomly rounded to a multiple of 5, counts below the release minimum withheld, rates only on
+large enough bases. Safe to pass on outside the data team.</p>
+<p class="csv">Download: <a href="{{ base }}/report/board.html?{{ report_query }}" data-report="html">board report (HTML)</a> ·
+<a href="{{ base }}/report/board.pdf?{{ report_query }}" data-report="pdf" download>board report (PDF)</a></p>
+</section>
 <section class="card caveats" id="caveats" aria-labelledby="caveats-h">
 <h2 id="caveats-h">Read these numbers with care</h2>
 <ul>{% for c in caveats %}<li>{{ c }}</li>{% endfor %}</ul>
@@ -523,7 +602,8 @@ def render_page(snapshot: Snapshot, *, base: str = "", generated_at: str = "",
                 error: str | None = None) -> str:
     f = snapshot.filters
     sections = [] if error else [calls_section(snapshot), funnel_section(snapshot),
-                                 timeliness_section(snapshot), repeat_section(snapshot),
+                                 timeliness_section(snapshot), service_section(snapshot),
+                                 repeat_section(snapshot), survival_section(snapshot),
                                  quality_section(snapshot)]
     headline_month, headline_items = ("", []) if error else headline(snapshot)
     return _env.get_template("page.html").render(
@@ -534,6 +614,7 @@ def render_page(snapshot: Snapshot, *, base: str = "", generated_at: str = "",
         month_from=month_key(f.month_from) if f.month_from else "",
         month_to=month_key(f.month_to) if f.month_to else "",
         csv_query=f.query(),
+        report_query=f.query(**{"from": None, "to": None}),
         sections=sections,
         headline_month=headline_month,
         headline_items=headline_items,

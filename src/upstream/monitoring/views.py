@@ -22,6 +22,7 @@ COUNT = "count"  # a count of people/calls/rows: NULL means suppressed (1-4)
 SHARE = "share"  # a proportion 0..1, shown as a percentage
 HOURS = "hours"  # a duration in hours
 INTEGER = "integer"  # a plain whole number that is not a count (window length)
+NUMBER = "number"  # a statistic shown as stored (chi-square, p-value, expected events)
 
 # A count of 1 to 4 is published as NULL. Shown as "<5", never as 0. (003_outcomes.sql also
 # withholds a few larger "complementary" cells so that a small one cannot be worked out from a
@@ -153,10 +154,61 @@ VIEWS: dict[str, View] = {
                 ("ci_high", SHARE, "95% CI high"),
                 ("with_charged_repeat", COUNT, "Charged repeats"),
                 ("charged_repeat_rate", SHARE, "Charged rate"),
+                ("standardised_rate", SHARE, "Standardised rate"),
+                ("std_ci_low", SHARE, "Std. 95% CI low"),
+                ("std_ci_high", SHARE, "Std. 95% CI high"),
             ),
             keys=("cohort", "window_days"),
             period_column=None,  # cohorts, not months: the period filter does not apply
             order_by=("agency_code", "window_days", "cohort"),
+        ),
+        View(
+            "repeat_survival",
+            "Time to repeat contact (Kaplan-Meier)",
+            _cols(
+                AGENCY,
+                ("cohort", TEXT, "Cohort"),
+                ("day", INTEGER, "Day"),
+                ("at_risk", COUNT, "At risk"),
+                ("cum_events", COUNT, "Repeats so far"),
+                ("survival", SHARE, "No repeat yet"),
+                ("ci_low", SHARE, "95% CI low"),
+                ("ci_high", SHARE, "95% CI high"),
+            ),
+            keys=("cohort", "day"),
+            period_column=None,
+            order_by=("agency_code", "cohort", "day"),
+        ),
+        View(
+            "repeat_logrank",
+            "Log-rank test against the baseline",
+            _cols(
+                AGENCY,
+                ("cohort", TEXT, "Cohort"),
+                ("observed", COUNT, "Repeats observed"),
+                ("expected", NUMBER, "Expected (as baseline)"),
+                ("chi_square", NUMBER, "Chi-square"),
+                ("p_value", NUMBER, "p-value"),
+            ),
+            keys=("cohort",),
+            period_column=None,
+            order_by=("agency_code", "cohort"),
+        ),
+        View(
+            "contact_service_level",
+            "First contact against service levels",
+            _cols(
+                AGENCY,
+                ("month", MONTH, "Month"),
+                ("referred", COUNT, "Referred"),
+                ("share_24h", SHARE, "Contacted within 24 h"),
+                ("share_48h", SHARE, "Within 48 h"),
+                ("share_7d", SHARE, "Within 7 days"),
+                ("uncontacted_48h", COUNT, "No contact after 48 h"),
+            ),
+            keys=("month",),
+            period_column="month",
+            order_by=("agency_code", "month"),
         ),
         View(
             "data_quality_daily",
@@ -305,6 +357,8 @@ COHORT_LABELS = {
     "referred_not_engaged": "Referred, not engaged",
     "consent_declined": "Declined consent",
     "consent_not_asked": "Not asked for consent",
+    "consent_given_not_delivered": "Consent given, not delivered",
+    "all": "All index calls (total)",
 }
 COHORT_ORDER = tuple(COHORT_LABELS)
 
