@@ -51,7 +51,7 @@ class CheckReport:
     def render(self) -> str:
         lines = [f"file: {self.file}"]
         if self.incomplete_reason:
-            lines.append("INCOMPLETE: " + self.incomplete_reason)
+            return "\n".join([*lines, "INCOMPLETE: " + self.incomplete_reason])
         lines.append(self.verdict())
         lines += [f"note: {n}" for n in self.notes]
         if self.unknown_columns:
@@ -94,11 +94,12 @@ def check_file(csv_path: Path, *, require_manifest: bool = True) -> CheckReport:
             if require_manifest:
                 report.incomplete_reason = (
                     f"no manifest {manifest_path.name} beside the file: the contract calls a "
-                    "data file without its manifest incomplete (the nightly load waits for it). "
-                    "Rows checked anyway; --no-manifest checks the data file alone")
-            report.notes.append(("no manifest beside the file" if require_manifest else
-                                 "data file checked alone (--no-manifest)")
-                                + ": sha256 and row count not checked")
+                    "data file without its manifest incomplete (the nightly load waits for it); "
+                    "rows not checked: `upstream validate --no-manifest FILE` checks the data "
+                    "file alone")
+                return report
+            report.notes.append("data file checked alone (--no-manifest): sha256 and row "
+                                "count not checked")
             delivery = ingest.Delivery(agency, day, csv_path, manifest_path,
                                        ingest.file_sha256(csv_path), -1,
                                        _end_of_next_day(day, settings.timezone))
