@@ -131,6 +131,7 @@ def test_missing_manifest_fails_after_deadline_and_alerts(upstream_env, airflow_
     assert alerts[0]["agency"] == "WPS"
     assert alerts[0]["extract_date"] == DAYS[0].isoformat()
     assert "did not arrive" in alerts[0]["reason"]
+    assert alerts[0]["dag_id"] == "upstream_nightly" and alerts[0]["run_id"]  # every alert
 
 
 def _real_volume_day(landing, d: date, bad: int) -> None:
