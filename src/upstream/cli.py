@@ -19,6 +19,12 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date like 2024-06-01: {text!r}") from None
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of 1 or more: {text!r}")
+    return int(text)
+
+
 def cmd_generate(args) -> int:
     from upstream import generate
     from upstream.config import load_settings
@@ -151,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     st = sub.add_parser("status", help="each agency's extract per day: loaded, refused, missing")
-    st.add_argument("--days", type=int, default=31,
+    st.add_argument("--days", type=_positive_int, default=31,
                     help="how many days back from the last known day (default: %(default)s)")
     st.add_argument("--json", action="store_true", help="one JSON document instead of a table")
     st.set_defaults(func=cmd_status)
