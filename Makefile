@@ -9,12 +9,26 @@ TEST_SERVER_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 .PHONY: run test test-fast lint bench bench-parse clean-local system-deps
 
+# Says what it installs. pip's own output (~300 lines, plus this machine's index warnings) goes
+# to .venv/pip-install.log and is summarised here: every 25th package, then the unpack step,
+# which takes most of the 1-3 minutes. On failure the log's tail is printed.
+PIP_PROGRESS := awk '/^Collecting /{ if (++n % 25 == 0) { print "    " n " packages fetched..."; fflush() } } \
+  /^Installing collected packages:/{ print "    unpacking " gsub(/,/, ",") + 1 " packages (the longest step)..."; fflush() } \
+  /^Successfully installed/{ print "    installed " NF - 2 " packages"; fflush() }'
+
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --quiet --no-deps -r requirements-nodeps.txt
-	$(BIN)/python -m pip install --quiet --quiet --no-deps -e .
+	@test -x $(BIN)/python || { echo "==> creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> upgrading pip in $(VENV)"
+	@$(BIN)/python -m pip install --quiet --quiet --upgrade pip
+	@echo "==> installing requirements.txt ($$(grep -c '==' requirements.txt) pinned packages; 1-3 min on a fresh machine)"
+	@set -o pipefail; $(BIN)/python -m pip install --progress-bar off -r requirements.txt 2>&1 \
+	  | tee $(VENV)/pip-install.log | $(PIP_PROGRESS) \
+	  || { echo "pip failed; the end of $(VENV)/pip-install.log:"; tail -n 40 $(VENV)/pip-install.log; exit 1; }
+	@echo "==> installing requirements-nodeps.txt (lifelines: declares pandas<3, runs on pandas 3)"
+	@$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	@echo "==> installing the upstream package itself (editable, src/)"
+	@$(BIN)/python -m pip install --quiet --no-deps -e .
+	@echo "==> $(VENV) ready"
 	@touch $@
 
 ## make run: bootstrap, load the demo nights, serve Airflow on http://localhost:8080

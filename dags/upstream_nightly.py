@@ -8,10 +8,11 @@ Runs at 03:00 America/Toronto for the **previous day's** extract of every agency
    is complete. Fails with a clear alert after `UPSTREAM_MANIFEST_DEADLINE_SECONDS`.
 2. **verify_manifest**: extract_version, agency, date, file name, sha256.
 3. **validate_and_load**: COPY into a staging table, Great Expectations suite (one expectation
-   per contract rule, Data Docs path in the log), quarantine of bad rows (refuse the file above
-   `UPSTREAM_QUARANTINE_MAX_SHARE`), one set-based merge honouring `record_version`, staging
-   dropped. Validation and load share one task because the raw file may exist in the database
-   only while this step runs. Publishes the `upstream_loaded_calls` Asset.
+   per contract rule, Data Docs path in the log), quarantine of bad rows (refuse the file only
+   when both `UPSTREAM_QUARANTINE_MAX_SHARE` and `UPSTREAM_QUARANTINE_MAX_ROWS` are exceeded),
+   one set-based merge honouring `record_version`, staging dropped. Validation and load share
+   one task because the raw file may exist in the database only while this step runs.
+   Publishes the `upstream_loaded_calls` Asset.
 
 Reprocess a day: *Trigger DAG* with the `extract_date` param (a loaded file is a no-op; a
 corrected re-extract replaces the day). Backfill: `airflow backfill create --dag-id

@@ -1,7 +1,8 @@
 """`upstream validate FILE`: check one extract against the contract without loading it.
 
 Runs the same manifest checks, COPY and GX suite as the nightly load, in a throw-away staging
-table, and prints which rows break which rules (row numbers and rule names, never values).
+table, and prints which rows break which rules (CSV line numbers, rule names and the rules'
+bounds, never values).
 """
 
 from __future__ import annotations
@@ -14,24 +15,28 @@ from pathlib import Path
 from psycopg import sql
 
 from upstream import db, ingest
-from upstream.config import load_settings
+from upstream.config import Settings, load_settings
 from upstream.contract import FILE_NAME_RE
+from upstream.rules import RULES_BY_NAME
 
 
 @dataclass
 class CheckReport:
     file: str
     refused_reason: str | None = None
+    incomplete_reason: str | None = None  # no manifest, and the caller requires one
     rows: int = 0
     rows_failing: int = 0
     failures: dict[str, tuple[int, list[int]]] = field(default_factory=dict)
+    lines: dict[int, int] = field(default_factory=dict)  # record number -> CSV line
+    rule_details: dict[str, str] = field(default_factory=dict)  # rule -> file-specific bound
     unknown_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    max_share: float = 0.05
+    limits: Settings | None = None
 
     @property
     def clean(self) -> bool:
-        return self.refused_reason is None and not self.failures
+        return self.refused_reason is None and self.incomplete_reason is None and not self.failures
 
     def verdict(self) -> str:
         if self.refused_reason:
@@ -39,25 +44,35 @@ class CheckReport:
         if not self.failures:
             return f"OK: all {self.rows} rows pass every contract rule"
         share = self.rows_failing / self.rows if self.rows else 0
-        if share > self.max_share:
-            return (f"REFUSED: {self.rows_failing} of {self.rows} rows ({share:.1%}) break rules, "
-                    f"above the {self.max_share:.1%} limit")
+        if self.limits and ingest.quarantine_refuses(self.limits, self.rows_failing, self.rows):
+            return "REFUSED: " + ingest.quarantine_refusal(self.limits, self.rows_failing, self.rows)
         return f"LOADABLE WITH QUARANTINE: {self.rows_failing} of {self.rows} rows ({share:.1%})"
 
     def render(self) -> str:
-        lines = [f"file: {self.file}", self.verdict()]
+        lines = [f"file: {self.file}"]
+        if self.incomplete_reason:
+            return "\n".join([*lines, "INCOMPLETE: " + self.incomplete_reason])
+        lines.append(self.verdict())
         lines += [f"note: {n}" for n in self.notes]
         if self.unknown_columns:
             lines.append("unknown columns (ignored): " + ", ".join(self.unknown_columns))
+        if self.failures:
+            lines.append("rows that break rules (CSV line numbers as in an editor: the header "
+                         "is line 1; a row with a quoted line break spans several lines):")
         for rule, (count, first) in sorted(self.failures.items()):
-            more = " ..." if count > len(first) else ""
-            lines.append(f"  {rule}: {count} row(s), rows {', '.join(map(str, first))}{more}")
+            at = [str(self.lines.get(n, f"row {n}")) for n in first]
+            more = f" (first {len(first)})" if count > len(first) else ""
+            noun = "line" if len(at) == 1 else "lines"
+            lines.append(f"  {rule}: {count} row(s), {noun} {', '.join(at)}{more}")
+            described = RULES_BY_NAME[rule].description
+            detail = self.rule_details.get(rule)
+            lines.append(f"      rule: {described}" + (f" (here: {detail})" if detail else ""))
         return "\n".join(lines)
 
 
-def check_file(csv_path: Path) -> CheckReport:
+def check_file(csv_path: Path, *, require_manifest: bool = True) -> CheckReport:
     settings = load_settings()
-    report = CheckReport(file=str(csv_path), max_share=settings.quarantine_max_share)
+    report = CheckReport(file=str(csv_path), limits=settings)
     match = FILE_NAME_RE.match(csv_path.name)
     if not match:
         report.refused_reason = "file name is not <AGENCY>_ipv_calls_<YYYY-MM-DD>.csv"
@@ -73,10 +88,18 @@ def check_file(csv_path: Path) -> CheckReport:
         return report
     manifest_path = csv_path.with_name(csv_path.name[:-4] + ".manifest.json")
     try:
-        if manifest_path.is_file():
+        if require_manifest and manifest_path.is_file():
             delivery = ingest.verify_delivery_files(agency, day, csv_path, manifest_path)
         else:
-            report.notes.append("no manifest beside the file: sha256 and row count not checked")
+            if require_manifest:
+                report.incomplete_reason = (
+                    f"no manifest {manifest_path.name} beside the file: the contract calls a "
+                    "data file without its manifest incomplete (the nightly load waits for it); "
+                    "rows not checked: `upstream validate --no-manifest FILE` checks the data "
+                    "file alone")
+                return report
+            report.notes.append("data file checked alone (--no-manifest): sha256 and row "
+                                "count not checked")
             delivery = ingest.Delivery(agency, day, csv_path, manifest_path,
                                        ingest.file_sha256(csv_path), -1,
                                        _end_of_next_day(day, settings.timezone))
@@ -84,6 +107,45 @@ def check_file(csv_path: Path) -> CheckReport:
     except ingest.RefusedFile as exc:
         report.refused_reason = exc.public_message
     return report
+
+
+def record_lines(csv_path: Path, records: set[int]) -> dict[int, int]:
+    """CSV record number (1 = first data row) -> the line it starts on (header = line 1).
+
+    A record ends at a line break outside quotes; RFC 4180 escapes a quote by doubling it, so
+    an odd number of quote characters on a line toggles "inside a quoted field".
+    """
+    out: dict[int, int] = {}
+    if not records:
+        return out
+    last = max(records)
+    record, in_quotes, start = 0, False, 1
+    with csv_path.open("rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            if not in_quotes:
+                start = line_no
+            if raw.count(b'"') % 2:
+                in_quotes = not in_quotes
+            if not in_quotes:
+                if record in records:
+                    out[record] = start
+                record += 1
+                if record > last:
+                    break
+    return out
+
+
+def _rule_details(delivery: ingest.Delivery) -> dict[str, str]:
+    """The file-specific bounds of the rules whose limits depend on the file."""
+    generated = (f"{delivery.generated_at.isoformat()}, the manifest's generated_at"
+                 if delivery.rows >= 0 else
+                 f"{delivery.generated_at.isoformat()}, no manifest: end of the next day")
+    return {
+        "agency_code.matches_file": delivery.agency_code,
+        "victim_birth_year.range": f"1900 to {delivery.extract_date.year}",
+        "call_received_at.range": f"2000-01-01 to {generated}",
+        "cleared_at.not_in_future": generated,
+    }
 
 
 def _end_of_next_day(day, tz):
@@ -117,6 +179,9 @@ def _check_rows(settings, delivery: ingest.Delivery, report: CheckReport) -> Non
                 conn, settings, file_id=key, agency=delivery.agency_code,
                 extract_date=delivery.extract_date, run_name=f"check_{where}", db_url=url)
             report.failures = validation.failing_rows(conn, key, list(result.failures_by_rule))
+            report.lines = record_lines(delivery.csv_path, {
+                n for _, first in report.failures.values() for n in first})
+            report.rule_details = _rule_details(delivery)
             if report.failures:
                 report.rows_failing = conn.execute(
                     sql.SQL("SELECT count(*) AS n FROM {}").format(ingest.suspect_table(key))

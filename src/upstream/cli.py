@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from datetime import date, timedelta
@@ -18,6 +17,12 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date like 2024-06-01: {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of 1 or more: {text!r}")
+    return int(text)
 
 
 def cmd_generate(args) -> int:
@@ -37,7 +42,7 @@ def cmd_generate(args) -> int:
 def cmd_validate(args) -> int:
     from upstream import check
 
-    report = check.check_file(Path(args.file))
+    report = check.check_file(Path(args.file), require_manifest=not args.no_manifest)
     print(report.render())
     return 0 if report.clean else 1
 
@@ -87,15 +92,15 @@ def cmd_serve(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from upstream import db
+    from upstream import status
+    from upstream.config import load_settings
 
-    with db.connect() as conn:
-        rows = conn.execute(
-            "SELECT agency_code, extract_date, status, rows_in_file, rows_loaded,"
-            " rows_quarantined, rows_stale, reason FROM ops.extract_file"
-            " ORDER BY extract_date DESC, agency_code, file_id DESC LIMIT %s", (args.limit,)).fetchall()
-    for r in rows:
-        print(json.dumps({k: (v.isoformat() if isinstance(v, date) else v) for k, v in r.items()}))
+    settings = load_settings()
+    rows = status.day_status(settings, days=args.days)
+    if args.json:
+        print(status.as_json(rows, settings))
+    else:
+        status.print_table(rows)
     return 0
 
 
@@ -103,18 +108,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="upstream", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", help="write demo extracts + manifests into the landing area")
-    g.add_argument("--start", type=_date, default=DEMO_START)
-    g.add_argument("--end", type=_date, default=DEMO_START + timedelta(days=DEMO_DAYS - 1))
-    g.add_argument("--agencies", help="comma separated, default UPSTREAM_AGENCIES")
-    g.add_argument("--seed", type=int, default=7)
-    g.add_argument("--landing", help="default UPSTREAM_LANDING_DIR")
-    g.add_argument("--bad-rows-share", type=float, default=0.0)
-    g.add_argument("--bad-files", action="store_true")
+    g = sub.add_parser(
+        "generate", help="write demo extracts + manifests into the landing area",
+        description="Write contract-conformant demo extracts and their manifests, one per "
+                    "agency and day, under <landing>/<AGENCY>/. Deterministic: the same seed "
+                    "writes the same bytes. About 8 calls a day per agency.")
+    g.add_argument("--start", type=_date, default=DEMO_START, metavar="DATE",
+                   help="first extract day, YYYY-MM-DD (default: %(default)s, the program's launch)")
+    g.add_argument("--end", type=_date, default=DEMO_START + timedelta(days=DEMO_DAYS - 1),
+                   metavar="DATE", help="last extract day, inclusive (default: %(default)s)")
+    g.add_argument("--agencies", metavar="CODES",
+                   help="comma-separated agency codes, e.g. WPS,LPS "
+                        "(default: the UPSTREAM_AGENCIES setting)")
+    g.add_argument("--seed", type=int, default=7,
+                   help="random seed: same seed, same files (default: %(default)s)")
+    g.add_argument("--landing", metavar="DIR",
+                   help="landing area to write into (default: the UPSTREAM_LANDING_DIR setting)")
+    g.add_argument("--bad-rows-share", type=float, default=0.0, metavar="SHARE",
+                   help="share of rows (0-1) that each break one contract rule, to exercise "
+                        "quarantine (default: %(default)s, none)")
+    g.add_argument("--bad-files", action="store_true",
+                   help="make every tenth day per agency a broken delivery (bad manifest, "
+                        "checksum, encoding, ...) that the load refuses (default: off)")
     g.set_defaults(func=cmd_generate)
 
     v = sub.add_parser("validate", help="check one extract against the contract without loading")
     v.add_argument("file", help="path to <AGENCY>_ipv_calls_<DATE>.csv (manifest beside it)")
+    v.add_argument("--no-manifest", action="store_true",
+                   help="check the data file alone, ignoring any manifest; without this a "
+                        "missing manifest fails (the contract calls such a delivery incomplete)")
     v.set_defaults(func=cmd_validate)
 
     r = sub.add_parser("run-day", help="run the nightly DAG for one extract day (dag.test)")
@@ -134,8 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-demo", action="store_true")
     s.set_defaults(func=cmd_serve)
 
-    st = sub.add_parser("status", help="recent files and what happened to them")
-    st.add_argument("--limit", type=int, default=20)
+    st = sub.add_parser("status", help="each agency's extract per day: loaded, refused, missing")
+    st.add_argument("--days", type=_positive_int, default=31,
+                    help="how many days back from the last known day (default: %(default)s)")
+    st.add_argument("--json", action="store_true", help="one JSON document instead of a table")
     st.set_defaults(func=cmd_status)
     return p
 

@@ -80,6 +80,7 @@ class Settings:
     timezone: ZoneInfo
     quarantine_max_share: float
     quarantine_warn_share: float
+    quarantine_max_rows: int
     manifest_poke_seconds: int
     manifest_deadline_seconds: int
     file_retention_days: int
@@ -114,6 +115,13 @@ def _database_url_from_env() -> str | None:
     return None
 
 
+def _quarantine_max_rows() -> int:
+    value = int_setting("UPSTREAM_QUARANTINE_MAX_ROWS", 5)
+    if value < 0:
+        raise ValueError("UPSTREAM_QUARANTINE_MAX_ROWS must be 0 or more")
+    return value
+
+
 def load_settings() -> Settings:
     home = home_dir()
     agencies = tuple(
@@ -136,6 +144,7 @@ def load_settings() -> Settings:
         timezone=ZoneInfo(_env("UPSTREAM_TIMEZONE", "America/Toronto")),
         quarantine_max_share=max_share,
         quarantine_warn_share=warn_share,
+        quarantine_max_rows=_quarantine_max_rows(),
         manifest_poke_seconds=int_setting("UPSTREAM_MANIFEST_POKE_SECONDS", 300),
         manifest_deadline_seconds=int_setting("UPSTREAM_MANIFEST_DEADLINE_SECONDS", 6 * 3600),
         file_retention_days=int_setting("UPSTREAM_FILE_RETENTION_DAYS", 30),

@@ -78,13 +78,15 @@ def warehouse_url(settings: Settings | None = None) -> str:
     return ensure_database(WAREHOUSE_DB, settings)
 
 
-def sqlalchemy_url(libpq_url: str, role: str | None = None) -> str:
+def sqlalchemy_url(libpq_url: str, role: str | None = None, search_path: str | None = None) -> str:
     """The same database as a SQLAlchemy URL (psycopg 3 driver), for GX and Airflow.
 
-    With `role`, sessions start as that role (libpq options), like connect(role=...).
+    With `role`, sessions start as that role (libpq options), like connect(role=...); with
+    `search_path` (a constant schema name), unqualified names resolve there first.
     """
     url = _sqlalchemy_url(libpq_url)
-    options = role_options(role)
+    options = " ".join(o for o in (role_options(role),
+                                   f"-c search_path={search_path}" if search_path else "") if o)
     if options:
         from urllib.parse import quote
 

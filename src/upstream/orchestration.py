@@ -88,29 +88,49 @@ def _record_refusal(agency, day, exc) -> None:
         conn.commit()
 
 
+# Libraries whose INFO lines drowned the load task's log (GX: 214 of 232 lines, most at import).
+NOISY_LOGGERS = ("great_expectations", "sqlalchemy", "urllib3", "httpx")
+
+
+def quiet_library_logs() -> None:
+    """Task logs carry our outcome and the libraries' warnings, not their INFO chatter.
+
+    Call before GX is imported: it logs at import time. GX's own DeprecationWarnings (about
+    its internals, e.g. sre_constants) are not actionable here and are hidden too.
+    """
+    import warnings
+
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"great_expectations\.")
+
+
 def validate_and_load(agency: str, context: Mapping) -> dict:
+    quiet_library_logs()
     mask_runtime_secrets()
     from upstream import notify
 
     settings = load_settings()
     day = extract_date_from_context(context)
     ti = context.get("ti")
-    run_name = f"{agency}_{day.isoformat()}_{getattr(ti, 'run_id', 'manual')}"
+    dag_run = context.get("dag_run")
+    dag_id = getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None)
+    run_id = getattr(ti, "run_id", None) or getattr(dag_run, "run_id", None)
+    run_name = f"{agency}_{day.isoformat()}_{run_id or 'manual'}"
     try:
         result = ingest.load_extract(agency, day, settings, run_name=run_name)
     except ingest.RefusedFile as exc:
+        refused = exc.result or ingest.LoadResult(agency, day.isoformat(), "refused",
+                                                  reason=exc.public_message)
+        log.error("%s", refused.outcome_line())  # the outcome first; the traceback follows
         raise _fail(exc) from None
+    log.info("%s", result.outcome_line())
     if result.outcome == "loaded" and result.quarantined_share > settings.quarantine_warn_share:
-        dag_run = context.get("dag_run")
         notify.notify_quarantine_warning(
             agency=agency, extract_date=day.isoformat(), share=result.quarantined_share,
             rows_quarantined=result.rows_quarantined, rows_in_file=result.rows_in_file,
-            run_url=notify.run_url_for(settings, getattr(dag_run, "dag_id", None),
-                                       getattr(dag_run, "run_id", None)))
-    summary = asdict(result)
-    log.info("%s %s: %s", agency, day, {k: summary[k] for k in (
-        "outcome", "rows_in_file", "rows_loaded", "rows_quarantined", "rows_stale")})
-    return summary
+            run_url=notify.run_url_for(settings, dag_id, run_id), dag_id=dag_id, run_id=run_id)
+    return asdict(result)
 
 
 def _public_failure(exc):

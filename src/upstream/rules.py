@@ -38,7 +38,7 @@ def _build_rules() -> tuple[Rule, ...]:
         add(Rule(f"{col}.max_length", col, f"{col} is at most {max_len} characters",
                  f"length({col}) > {max_len}"))
     for col, values in ENUMS.items():
-        add(Rule(f"{col}.enum", col, f"{col} is one of the contract's values",
+        add(Rule(f"{col}.enum", col, f"{col} is one of: {', '.join(values)}",
                  f"{col} IS NOT NULL AND {col} NOT IN {_in_list(values)}"))
     add(Rule("agency_code.format", "agency_code", "2-6 upper-case letters",
              "agency_code !~ '^[A-Z][A-Z]+$' OR length(agency_code) > 6"))

@@ -105,12 +105,12 @@ def _checkpoint(context, agency: str, view_name: str):
         return context.checkpoints.get(name)
     except Exception:  # first run with this rule set
         pass
-    datasource = context.data_sources.add_or_update_sql(
+    datasource = context.data_sources.add_or_update_postgres(
         name="warehouse", connection_string="${" + GX_CONNECTION_VAR + "}")
     asset_name = f"extract_{agency}"
     if any(a.name == asset_name for a in datasource.assets):
         datasource.delete_asset(asset_name)
-    asset = datasource.add_table_asset(name=asset_name, table_name=view_name, schema_name="staging")
+    asset = datasource.add_table_asset(name=asset_name, table_name=view_name)
     batch_definition = asset.add_batch_definition_whole_table("whole file")
     suite = _current_suite(context)
     definition = context.validation_definitions.add_or_update(
@@ -131,12 +131,11 @@ def validate_staged_file(conn: psycopg.Connection, settings: Settings, *, file_i
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
 
-    # GX logs hundreds of INFO lines per run; task logs should show ours.
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-
     project_dir = settings.gx_dir / agency
     # The connection string (with any password) stays in the environment, never in GX's files.
-    os.environ[GX_CONNECTION_VAR] = db.sqlalchemy_url(db_url, role=db.LOADER)
+    # search_path: GX 1.x deprecates a table asset's schema_name in favour of the connection's.
+    os.environ[GX_CONNECTION_VAR] = db.sqlalchemy_url(db_url, role=db.LOADER,
+                                                      search_path="staging")
     view = sql.Identifier("staging", f"gx_{agency.lower()}_current")
     from upstream.ingest import suspect_table
 
@@ -175,7 +174,7 @@ def validate_staged_file(conn: psycopg.Connection, settings: Settings, *, file_i
         raise RuntimeError(f"rule evaluation disagrees with GX for rules "
                            f"{sorted(set(one_pass) ^ set(failures) or one_pass)}")
     docs = data_docs_index(settings, agency)
-    log.info("GX validation of %s %s: %s; Data Docs at %s", agency, extract_date,
+    log.debug("GX validation of %s %s: %s; Data Docs at %s", agency, extract_date,
              "passed" if run.success else f"{len(failures)} rule(s) failed", docs)
     return ValidationReport(run.success, failures, str(docs))
 

@@ -730,9 +730,11 @@ REFUSALS: list[Refusal] = [
     Refusal("header_longer_than_64k", _data(_long_header),
             r"header row is longer than 64 KiB$"),
     Refusal("semicolon_separated", _data(lambda d: good(d, delimiter=";")),
-            r"missing required column\(s\): agency_code, incident_id, record_version, "),
+            r"the file looks semicolon-delimited \(;\); the contract requires commas$"),
     Refusal("tab_separated", _data(lambda d: good(d, delimiter="\t")),
-            r"missing required column\(s\): agency_code, incident_id, "),
+            r"the file looks tab-delimited \(\\t\); the contract requires commas$"),
+    Refusal("pipe_separated", _data(lambda d: good(d, delimiter="|")),
+            r"the file looks pipe-delimited \(\|\); the contract requires commas$"),
     Refusal("html_error_page_instead_of_csv",
             _data(lambda d: b"<html><body><h1>502 Bad Gateway</h1></body></html>\n", rows=0),
             r"missing required column\(s\): agency_code, incident_id, "),
@@ -1072,7 +1074,7 @@ def test_manifest_generated_at_in_future_does_not_admit_future_calls(
 
 
 # ---------------------------------------------------------------------------------------------
-# The quarantine limit (default 5 %)
+# The quarantine limits (default 5 % and 5 rows)
 
 
 def test_too_many_bad_rows_refuses_the_file(env: Env, baseline: LoadResult) -> None:
@@ -1085,11 +1087,11 @@ def test_too_many_bad_rows_refuses_the_file(env: Env, baseline: LoadResult) -> N
     with connect(env) as conn:
         before = snapshot(conn)
     with pytest.raises(RefusedFile) as excinfo:
-        load(env, d)
+        load(env, d, quarantine_max_rows=2)  # both limits exceeded (more: test_quarantine_limits)
     message = str(excinfo.value)
     assert message == (
-        "WPS 2024-06-13: 3 of 40 rows (7.5%) broke contract rules, above the 5.0% limit: nothing "
-        "loaded (top rules: call_source.enum x2, victim_phone.e164 x1)")
+        "WPS 2024-06-13: 3 of 40 rows (7.5%) broke contract rules, above both limits (5.0% and "
+        "2 rows): nothing loaded (top rules: call_source.enum x2, victim_phone.e164 x1)")
     with connect(env) as conn:
         assert snapshot(conn) == before
         [file] = extract_files(conn, d)

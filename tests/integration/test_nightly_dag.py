@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import random
+import re
 import threading
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -127,3 +131,57 @@ def test_missing_manifest_fails_after_deadline_and_alerts(upstream_env, airflow_
     assert alerts[0]["agency"] == "WPS"
     assert alerts[0]["extract_date"] == DAYS[0].isoformat()
     assert "did not arrive" in alerts[0]["reason"]
+    assert alerts[0]["dag_id"] == "upstream_nightly" and alerts[0]["run_id"]  # every alert
+
+
+def _real_volume_day(landing, d: date, bad: int) -> None:
+    """The program's daily volume: 8 calls, the first `bad` of them with an unknown call_source."""
+    rng = random.Random(d.toordinal())
+    rows = []
+    for k in range(8):
+        at = datetime.combine(d, time(6), generate.TZ) + timedelta(minutes=40 * k)
+        incident = f"WPS-{d:%Y%m%d}-V{k:03d}"
+        rows.append(generate.make_bad_row("bad_enum", rng, "WPS", incident, at) if k < bad
+                    else generate.make_row(rng, "WPS", incident, at))
+    generate.write_extract(landing, "WPS", d, rows)
+
+
+def test_real_volume_day_logs_outcome_first_and_alerts_with_its_run(upstream_env, nightly,
+                                                                     monkeypatch, caplog):
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    _Receiver.bodies = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("UPSTREAM_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
+    day = DAYS[0]
+    _real_volume_day(upstream_env.landing_dir, day, bad=1)
+    try:
+        assert run_nightly_for(day, nightly) == "success"  # one bad row of 8 is quarantined
+    finally:
+        server.shutdown()
+    records = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
+    messages = [m for _, _, m in records]
+
+    # The load task's log: the first line of ours is the outcome; no library INFO noise.
+    begin = next(i for i, m in enumerate(messages)
+                 if "starting task_id=WPS.validate_and_load" in m)
+    end = next(i for i, m in enumerate(messages) if "end task task_id=WPS.validate_and_load" in m)
+    task_log = [r for r in records[begin:end] if not r[0].startswith("airflow")]
+    assert task_log, messages[begin:end]
+    assert task_log[0][0] == "upstream.orchestration"
+    assert re.fullmatch(r"WPS 2024-06-01: LOADED: 8 rows in file, 7 loaded, 1 quarantined, "
+                        r"0 stale; Data Docs: file:///\S+/index\.html", task_log[0][2]), task_log[0]
+    noise = [r for r in task_log if r[1] < logging.WARNING and not r[0].startswith("upstream")]
+    assert noise == []
+    assert not [m for _, _, m in task_log if "DeprecationWarning" in m]
+    # Nowhere in the run a warning raised by our own code.
+    assert not [m for n, _, m in records
+                if n == "py.warnings" and re.search(r"/src/upstream/|/dags/", m)]
+
+    [warning] = [b for b in _Receiver.bodies if b.get("severity") == "warning"]
+    assert warning["dag_id"] == "upstream_nightly"
+    assert warning["run_id"] and any(warning["run_id"] in m for m in messages)
+    assert warning["run_url"].endswith(
+        f"/dags/upstream_nightly/runs/{quote(warning['run_id'])}")
+    assert (warning["agency"], warning["extract_date"], warning["step"]) == (
+        "WPS", day.isoformat(), "validate_and_load")
+    assert "12.5% of rows quarantined (1 of 8)" in warning["reason"]
