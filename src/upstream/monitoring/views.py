@@ -346,6 +346,7 @@ STEP_LABELS = {
     "declined": "Declined",
     "unreachable": "Unreachable",
     "withdrawn": "Withdrawn",
+    "not_referred_outside_window": "Not referred: outside the referral window",
 }
 MEASURE_LABELS = {
     "call_to_referral": "Call to referral",
