@@ -6,14 +6,14 @@ from __future__ import annotations
 import csv
 import json
 import threading
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import psycopg
 import pytest
 
 from upstream import generate
-from upstream.run_dag import load_dag, run_nightly_for
+from upstream.run_dag import load_dag, run_day, run_nightly_for
 
 pytestmark = pytest.mark.integration
 
@@ -109,21 +109,37 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
-def test_missing_manifest_fails_after_deadline_and_alerts(upstream_env, airflow_db, monkeypatch):
+def test_past_day_without_manifest_fails_at_once_naming_the_folder_and_alerts(
+        upstream_env, airflow_db, monkeypatch):
+    """The day's deadline (03:00 the next morning + 6 h) passed long ago: no waiting at all,
+    although the sensor would poke for hours (the defaults)."""
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     _Receiver.bodies = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("UPSTREAM_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
-    monkeypatch.setenv("UPSTREAM_MANIFEST_DEADLINE_SECONDS", "2")
-    monkeypatch.setenv("UPSTREAM_MANIFEST_POKE_SECONDS", "1")
     try:
-        started = datetime.now()
-        assert run_nightly_for(DAYS[0], load_dag()) == "failed"
-        assert datetime.now() - started < timedelta(minutes=2)
+        result = run_day(DAYS[0], load_dag())
     finally:
         server.shutdown()
+    assert result.state == "failed"
+    folder = upstream_env.landing_dir / "WPS"
+    assert result.line() == f"{DAYS[0]} WPS: no file: no manifest in {folder}"
     alerts = [b for b in _Receiver.bodies if b.get("step") == "wait_for_manifest"]
     assert alerts, _Receiver.bodies
     assert alerts[0]["agency"] == "WPS"
     assert alerts[0]["extract_date"] == DAYS[0].isoformat()
-    assert "did not arrive" in alerts[0]["reason"]
+    assert "did not arrive by the deadline" in alerts[0]["reason"]
+    assert str(folder) in alerts[0]["reason"]
+
+
+def test_a_day_years_before_start_date_loads_through_dag_test_run_conf(upstream_env, nightly,
+                                                                      warehouse_url):
+    """Issue 14: an extract day from 2019 (the DAG's start_date used to be 2024-05-01, and
+    Airflow then made a run without task instances that ended "success")."""
+    old = date(2019, 3, 15)
+    (generated,) = generate.generate(upstream_env.landing_dir, old, old, ["WPS"], seed=8)
+    result = run_day(old, nightly)
+    assert result.state == "success"
+    assert result.line() == f"{old} WPS: loaded {generated.rows} rows, quarantined 0"
+    files = _dump(warehouse_url)["files"]
+    assert [(f[2], f[4], f[6]) for f in files] == [(old, "loaded", generated.rows)]
