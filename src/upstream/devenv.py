@@ -68,6 +68,11 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": settings.airflow_base_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.airflow_base_url}/execution/",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        # The agencies' local time for naive dates (`airflow backfill create --from-date`) and
+        # log timestamps. Airflow 3's UI has no server-side display default any more
+        # (`default_ui_timezone` was removed, apache/airflow#49176): it shows the browser's
+        # time zone, and each user can pick one under User > Timezone.
+        "AIRFLOW__CORE__DEFAULT_TIMEZONE": str(settings.timezone),
         # A task that Ctrl-C interrupted is failed and retried 90 s into the next `make run`
         # (Airflow's default waits 300 s, so the run looks stuck to a newcomer).
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "90",

@@ -28,10 +28,9 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 
 from upstream.config import REPO_ROOT, load_settings
-from upstream.dates import NIGHTLY_RUN_TIME
 
 NIGHTLY_DAG_ID = "upstream_nightly"
 STEPS = ("wait_for_manifest", "verify_manifest", "validate_and_load")
@@ -50,12 +49,6 @@ def load_dag(dag_id: str = NIGHTLY_DAG_ID):
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {sorted(bag.import_errors)}")
     return bag.get_dag(dag_id)
-
-
-def nightly_logical_date(extract_date: date) -> datetime:
-    """The scheduled run that processes `extract_date` (03:00 local the next morning)."""
-    return datetime.combine(extract_date + timedelta(days=1), time(NIGHTLY_RUN_TIME.hour),
-                            tzinfo=load_settings().timezone)
 
 
 def run_note(extract_date: date) -> str:

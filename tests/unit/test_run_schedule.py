@@ -67,3 +67,18 @@ def test_agency_lock_keys_are_distinct_and_fit_int4():
     assert agency_key("wps") == agency_key("WPS")
     with pytest.raises(ValueError):
         agency_key("W-1")
+
+
+def test_airflow_uses_the_agencies_time_zone(tmp_path, monkeypatch):
+    """UPSTREAM_TIMEZONE becomes Airflow's default time zone (naive CLI dates, log times)."""
+    from upstream import devenv
+    from upstream.config import load_settings
+
+    monkeypatch.setenv("UPSTREAM_HOME", str(tmp_path))
+    monkeypatch.setenv("UPSTREAM_TIMEZONE", "America/Winnipeg")
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql+psycopg://unused/x")
+    monkeypatch.delenv("AIRFLOW__CORE__DEFAULT_TIMEZONE", raising=False)
+    env = devenv.airflow_env(load_settings())
+    assert env["AIRFLOW__CORE__DEFAULT_TIMEZONE"] == "America/Winnipeg"
+    monkeypatch.setenv("AIRFLOW__CORE__DEFAULT_TIMEZONE", "UTC")  # an explicit choice wins
+    assert "AIRFLOW__CORE__DEFAULT_TIMEZONE" not in devenv.airflow_env(load_settings())
