@@ -52,7 +52,7 @@ def _run_days(days: list[date], verbose: bool = False) -> int:
     if not verbose:  # Airflow's scheduling chatter and task logs stay off the terminal
         os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "CRITICAL"
 
-    devenv.bootstrap()
+    devenv.bootstrap(quick=True)
     from upstream import run_dag
 
     failed: list[date] = []

@@ -169,8 +169,9 @@ def run_day(extract_date: date, dag=None, on_start: Callable[[str], None] | None
         note.join(timeout=5)
     _set_note(dag.dag_id, run_id, run_note(extract_date))
     state = str(getattr(dag_run.state, "value", dag_run.state))
-    return DayResult(extract_date, run_id, state,
-                     outcomes(dag.dag_id, run_id, extract_date, since=started))
+    agencies = outcomes(dag.dag_id, run_id, extract_date, since=started)
+    # A run that ran no task processed nothing: never report it as a success.
+    return DayResult(extract_date, run_id, state if agencies else "failed", agencies)
 
 
 def run_nightly_for(extract_date: date, dag=None) -> str:
