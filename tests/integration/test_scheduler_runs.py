@@ -1,13 +1,13 @@
 """The nightly DAG under the REAL scheduler: api-server, scheduler and dag-processor as
 subprocesses (LocalExecutor) with a metadata database, warehouse and landing area of their own.
 
-* A reprocess starts at once: while the night's scheduled run waits for its manifest (its
-  deadline is ahead), the README's REST request (run verbatim, parsed out of README.md) and a
-  trigger for a day years before the DAG's old start date both complete.
-* The README's backfill command (run verbatim) and a backfill of a 2019 night both load.
+A reprocess starts at once: while the night's scheduled run waits for its manifest (its
+deadline is ahead), the README's REST request and backfill command (run verbatim, parsed out of
+README.md), a trigger for a day years before the DAG's former start date and a backfill of a
+2019 night all complete.
 
-One module-scoped stack serves every test here (it is the slowest part: about 20 s to start);
-every process is stopped at the end, also on failure.
+The stack is module-scoped (about 20 s to start); every process is stopped at the end, also
+on failure.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _stop(proc: subprocess.Popen) -> None:
         return
     try:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
+        proc.wait(timeout=5)  # a test stack: no need to wait for a graceful drain
     except (ProcessLookupError, subprocess.TimeoutExpired):
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -249,9 +249,43 @@ def _waiting_scheduled_run(stack: Stack) -> dict:
     pytest.fail(f"no scheduled run waiting for its manifest: {stack.runs()}\n{stack.log_tail()}")
 
 
-def test_reprocess_starts_while_the_night_waits_readme_rest_verbatim(stack):
+def _backfill(stack: Stack, command: str) -> None:
+    """An `airflow backfill create` command in the README's environment recipe."""
+    recipe = _readme_inline_command('eval "$(.venv/bin/python')
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", f"{recipe}\n{command}"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                         env={**stack.env, "PATH": f"{Path(sys.executable).parent}:"
+                                                   + os.environ["PATH"]})
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _backfill_runs(stack: Stack, count: int, seen: set[str]) -> set[str]:
+    deadline = time.monotonic() + 60
+    while len(new := {r["dag_run_id"] for r in stack.runs()
+                      if r["run_type"] == "backfill"} - seen) < count:
+        assert time.monotonic() < deadline, stack.runs()
+        time.sleep(1)
+    return new
+
+
+def _backfills_completed(stack: Stack) -> None:
+    """The scheduler marks a backfill completed every 30 s; only then may the next start."""
+    deadline = time.monotonic() + 90
+    while any(b["completed_at"] is None for b in stack.client.get(
+            "/api/v2/backfills", params={"dag_id": "upstream_nightly"},
+            headers=stack.headers).json()["backfills"]):
+        assert time.monotonic() < deadline, "backfill not marked completed"
+        time.sleep(1)
+
+
+def test_reprocess_and_backfills_run_while_the_night_waits_readme_verbatim(stack):
+    """One flow, to keep the slowest test short: the night's scheduled run waits for its
+    manifest while a backfill of a 2019 night, the README's REST request (verbatim), a REST
+    trigger for a 2019 day, and then the README's backfill command (verbatim) all complete."""
     waiting = _waiting_scheduled_run(stack)
 
+    _backfill(stack, "airflow backfill create --dag-id upstream_nightly "
+                     f"--from-date {OLD_DAY} --to-date {OLD_DAY + timedelta(days=1)}")
     # The README's REST example, verbatim but for host/port and the password.
     script = _on_stack(_readme_block("- **REST API**"), stack)
     out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True,
@@ -261,48 +295,23 @@ def test_reprocess_starts_while_the_night_waits_readme_rest_verbatim(stack):
     assert created["conf"] == {"extract_date": README_DAY.isoformat()}, created
     assert created["note"] == f"extract {README_DAY}"
     old = stack.trigger({"extract_date": OLD_DAY.isoformat()})
+    old_backfill = _backfill_runs(stack, 1, set())
 
-    finished = stack.wait_finished({created["dag_run_id"], old})
-    assert {k: v["state"] for k, v in finished.items()} == {
-        created["dag_run_id"]: "success", old: "success"}, stack.log_tail()
+    runs = {created["dag_run_id"], old, *old_backfill}
+    finished = stack.wait_finished(runs)
+    assert {k: v["state"] for k, v in finished.items()} == dict.fromkeys(runs, "success"), \
+        stack.log_tail()
     still = {r["dag_run_id"]: r for r in stack.runs()}[waiting["dag_run_id"]]
     assert still["state"] == "running", still  # the night still waits for its file
-    assert stack.task_states(old) == {"WPS.wait_for_manifest": "success",
-                                      "WPS.verify_manifest": "success",
-                                      "WPS.validate_and_load": "success"}
-    loaded = stack.loaded_days()
-    assert loaded[README_DAY] == "loaded" and loaded[OLD_DAY] == "loaded", loaded
+    for run_id in runs:  # every run ran its tasks (no empty "success" for an old day)
+        assert stack.task_states(run_id) == dict.fromkeys(
+            ("WPS.wait_for_manifest", "WPS.verify_manifest", "WPS.validate_and_load"),
+            "success"), run_id
 
-
-def test_backfills_load_readme_days_and_a_2019_night(stack):
-    # The README's backfill command verbatim, in the README's environment recipe; then a
-    # backfill of a 2019 night (one backfill per DAG at a time, so one after the other).
-    backfill = _readme_inline_command("airflow backfill create")
-    recipe = _readme_inline_command('eval "$(.venv/bin/python')
-    old = ("airflow backfill create --dag-id upstream_nightly "
-           f"--from-date {OLD_DAY} --to-date {OLD_DAY + timedelta(days=1)}")
-    seen: set[str] = set()
-    for command, runs_expected in ((backfill, len(README_BACKFILL_DAYS)), (old, 1)):
-        out = subprocess.run(["bash", "-euo", "pipefail", "-c", f"{recipe}\n{command}"],
-                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
-                             env={**stack.env, "PATH": f"{Path(sys.executable).parent}:"
-                                                       + os.environ["PATH"]})
-        assert out.returncode == 0, out.stdout + out.stderr
-        deadline = time.monotonic() + 60
-        while len(new := {r["dag_run_id"] for r in stack.runs()
-                          if r["run_type"] == "backfill"} - seen) < runs_expected:
-            assert time.monotonic() < deadline, stack.runs()
-            time.sleep(1)
-        finished = stack.wait_finished(new)
-        assert {r["state"] for r in finished.values()} == {"success"}, stack.log_tail()
-        for run_id in new:  # every backfill run ran its tasks (no empty "success")
-            assert set(stack.task_states(run_id).values()) == {"success"}, run_id
-        seen |= new
-        while any(b["completed_at"] is None for b in stack.client.get(
-                "/api/v2/backfills", params={"dag_id": "upstream_nightly"},
-                headers=stack.headers).json()["backfills"]):
-            assert time.monotonic() < deadline + 60, "backfill not marked completed"
-            time.sleep(1)
+    _backfills_completed(stack)
+    _backfill(stack, _readme_inline_command("airflow backfill create"))
+    readme_backfill = _backfill_runs(stack, len(README_BACKFILL_DAYS), old_backfill)
+    assert {r["state"] for r in stack.wait_finished(readme_backfill).values()} == {"success"}
     loaded = stack.loaded_days()
-    for day in (*README_BACKFILL_DAYS, OLD_BACKFILL_DAY):
+    for day in (README_DAY, OLD_DAY, OLD_BACKFILL_DAY, *README_BACKFILL_DAYS):
         assert loaded.get(day) == "loaded", (day, loaded)
