@@ -312,6 +312,9 @@ def test_reprocess_and_backfills_run_while_the_night_waits_readme_verbatim(stack
     _backfill(stack, _readme_inline_command("airflow backfill create"))
     readme_backfill = _backfill_runs(stack, len(README_BACKFILL_DAYS), old_backfill)
     assert {r["state"] for r in stack.wait_finished(readme_backfill).values()} == {"success"}
+    # exactly the README's days: `--to-date`'s own 03:00 run is not part of the backfill
+    assert len([r for r in stack.runs() if r["run_type"] == "backfill"]) == 1 + len(
+        README_BACKFILL_DAYS)
     loaded = stack.loaded_days()
     for day in (README_DAY, OLD_DAY, OLD_BACKFILL_DAY, *README_BACKFILL_DAYS):
         assert loaded.get(day) == "loaded", (day, loaded)
