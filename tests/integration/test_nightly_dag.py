@@ -143,3 +143,29 @@ def test_a_day_years_before_start_date_loads_through_dag_test_run_conf(upstream_
     assert result.line() == f"{old} WPS: loaded {generated.rows} rows, quarantined 0"
     files = _dump(warehouse_url)["files"]
     assert [(f[2], f[4], f[6]) for f in files] == [(old, "loaded", generated.rows)]
+
+
+def test_one_load_per_agency_at_a_time(upstream_env, warehouse_url):
+    """The lock that replaced max_active_runs=1: one agency's loads wait for each other,
+    another agency's do not."""
+    from upstream.locks import AgencyBusy, agency_load_lock
+
+    order: list[str] = []
+    with agency_load_lock("WPS", warehouse_url):
+        with pytest.raises(AgencyBusy, match="another load of this agency"):
+            with agency_load_lock("WPS", warehouse_url, wait=False):
+                pass
+        with agency_load_lock("LPS", warehouse_url, wait=False):
+            order.append("LPS while WPS is held")
+
+        def second_wps_load():
+            with agency_load_lock("WPS", warehouse_url):
+                order.append("second WPS")
+
+        waiter = threading.Thread(target=second_wps_load)
+        waiter.start()
+        waiter.join(timeout=1)
+        assert waiter.is_alive()  # still waiting for the first WPS load
+        order.append("first WPS done")
+    waiter.join(timeout=10)
+    assert order == ["LPS while WPS is held", "first WPS done", "second WPS"]
