@@ -128,10 +128,11 @@ def run_local_stack(demo: bool = True) -> int:
             return 1
         marker = settings.home / ".demo_backfill_created"
         if demo and not marker.exists():
-            # Runs at 03:00 local on day D+1 process day D's extract.
+            # Runs at 03:00 local on day D+1 process day D's extract; --to-date is a midnight
+            # and its own 03:00 run is not included, hence + 2 for the last demo day.
             _airflow("backfill", "create", "--dag-id", "upstream_nightly",
                      "--from-date", (DEMO_START + timedelta(days=1)).isoformat(),
-                     "--to-date", (demo_end + timedelta(days=1)).isoformat(),
+                     "--to-date", (demo_end + timedelta(days=2)).isoformat(),
                      "--reprocess-behavior", "none", "--max-active-runs", "1",
                      env=env, capture=True)
             marker.touch()
