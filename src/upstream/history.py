@@ -594,6 +594,8 @@ def import_history(start: date, end: date, agencies: Iterable[str] | None = None
 
 def run_from_context(context) -> dict:
     """The `upstream_history_import` DAG's task: params in, summary out (and in the log)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     from upstream.orchestration import mask_runtime_secrets
 
     mask_runtime_secrets()
@@ -602,19 +604,21 @@ def run_from_context(context) -> dict:
         start = date.fromisoformat(str(params.get("from") or ""))
         end = date.fromisoformat(str(params.get("to") or ""))
     except ValueError:
-        raise ImportError_("params 'from' and 'to' must be dates like 2015-01-01") from None
+        raise AirflowFailException("params 'from' and 'to' must be dates like 2015-01-01") from None
     agencies = [a.strip() for a in str(params.get("agencies") or "").split(",") if a.strip()]
     progress = Progress()
-    with ProgressLogger(progress):
-        summary = import_history(start, end, agencies or None,
-                                 landing=params.get("landing") or None, progress=progress)
+    try:
+        with ProgressLogger(progress):
+            summary = import_history(start, end, agencies or None, progress=progress)
+    except ImportError_ as exc:  # bad params fail the same way on every retry
+        raise AirflowFailException(exc.public_message) from None
     for line in summary.render().splitlines():
         log.info(line)
     if summary.nothing_found:
-        raise ImportError_(f"no extract file from {start} to {end} for "
-                           f"{', '.join(summary.agencies)}: nothing imported")
+        raise AirflowFailException(f"no extract file from {start} to {end} for "
+                                   f"{', '.join(summary.agencies)}: nothing imported")
     if summary.refused:
-        raise ImportError_(f"{len(summary.refused)} file(s) refused (the others are loaded): "
+        raise AirflowFailException(f"{len(summary.refused)} file(s) refused (the others are loaded): "
                            + "; ".join(r for _, _, r in summary.refused[:5]))
     return {"files_loaded": summary.files_loaded, "rows_loaded": summary.rows_loaded,
             "files_already_loaded": summary.files_already_loaded,

@@ -262,3 +262,22 @@ def test_cli_refuses_bad_arguments_clearly(env: Settings) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "error: --to 2020-01-01 is before --from 2020-01-05" in err
 
+
+
+def test_dag_imports_and_logs_progress_and_summary(env: Settings, airflow_db, warehouse_url: str,
+                                                    capfd: pytest.CaptureFixture) -> None:
+    from upstream.run_dag import load_dag
+
+    days = [date(2016, 9, 1), date(2016, 9, 2)]
+    generate.generate(env.landing_dir, days[0], days[-1], ["WPS"], seed=8)
+    dag = load_dag("upstream_history_import")
+    run = dag.test(run_conf={"from": days[0].isoformat(), "to": days[-1].isoformat(),
+                             "agencies": "WPS"})
+    assert str(getattr(run.state, "value", run.state)) == "success"
+    assert _loaded(warehouse_url) == 2
+    logged = "".join(capfd.readouterr())  # dag.test prints the task log
+    assert "history import: 2/2 files" in logged and "ETA" in logged
+    assert "files loaded: 2" in logged and "files refused: 0" in logged
+    # a range with no file fails loudly instead of succeeding
+    run = dag.test(run_conf={"from": "2001-01-01", "to": "2001-01-02", "agencies": "WPS"})
+    assert str(getattr(run.state, "value", run.state)) == "failed"
