@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -281,3 +282,44 @@ def test_dag_imports_and_logs_progress_and_summary(env: Settings, airflow_db, wa
     # a range with no file fails loudly instead of succeeding
     run = dag.test(run_conf={"from": "2001-01-01", "to": "2001-01-02", "agencies": "WPS"})
     assert str(getattr(run.state, "value", run.state)) == "failed"
+
+
+def test_data_docs_offline_bounded_and_purged_by_retention(env: Settings, warehouse_url: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from upstream import datadocs, retention
+
+    monkeypatch.setattr(datadocs, "INDEX_LIMIT", 2)
+    days = [date(2015, 4, 1) + timedelta(days=i) for i in range(3)]
+    generate.generate(env.landing_dir, days[0], days[-1], ["WPS"], seed=6, bad_rows_share=0.1)
+    history.import_history(days[0], days[-1], ["WPS"], batch_files=1)  # three checkpoints
+    folder = datadocs.docs_dir(env.gx_dir, "WPS")
+    pages = sorted(p for p in folder.glob("*.html") if p.name != "index.html")
+    assert len(pages) == 3
+    index = datadocs.index_path(env.gx_dir, "WPS").read_text()
+    assert index.count("<tr><td><a href=") == 2  # bounded: the last two only
+    assert pages[-1].name in index and pages[0].name not in index
+    for page in [*pages, folder / "index.html"]:
+        text = page.read_text()
+        assert not re.search(r"<script|<link|https?://|//cdn", text), page.name
+    assert "incident_id.unique_in_file" in pages[0].read_text()
+    results = env.gx_dir / "WPS" / "gx" / "uncommitted" / "validations"
+    assert any(p.is_file() for p in results.rglob("*"))
+    with psycopg.connect(warehouse_url) as conn:
+        docs = {r[0] for r in conn.execute("SELECT data_docs_path FROM ops.extract_file")}
+    assert {Path(p).name for p in docs} <= {p.name for p in pages}
+
+    # retention: nothing is old yet; then everything but the newest page is
+    now = datetime.now(TZ)
+    assert retention.purge_data_docs(now) == {"pages": 0, "results": 0}
+    old = (now - timedelta(days=200)).timestamp()
+    for p in [*pages[:-1], *(p for p in results.rglob("*") if p.is_file())]:
+        os.utime(p, (old, old))
+    purged = retention.purge_data_docs(now)
+    assert purged["pages"] == 2 and purged["results"] >= 3
+    assert sorted(p.name for p in folder.glob("*.html")) == sorted(["index.html", pages[-1].name])
+    index = datadocs.index_path(env.gx_dir, "WPS").read_text()
+    assert index.count("<tr><td><a href=") == 1 and pages[1].name not in index
+    assert not any(p.is_file() for p in results.rglob("*"))
+    with psycopg.connect(warehouse_url) as conn:
+        logged = conn.execute("SELECT kind, items FROM ops.retention_log").fetchall()
+    assert logged == [("data_docs", purged["pages"] + purged["results"])]

@@ -4,6 +4,8 @@ Routes (under the plugin's url_prefix, /upstream-monitoring):
 
 * ``GET /``                   the page: charts and tables for one agency and a period
 * ``GET /csv/<view>.csv``     one published view as CSV, same filters (no agency: all agencies)
+* ``GET /data-docs/``         the agencies' Data Docs (upstream.datadocs: self-contained pages)
+* ``GET /data-docs/<AGENCY>/[<page>.html]``  an agency's Data Docs index, or one validation
 
 Query parameters: ``agency=WPS``, ``from=2024-01``, ``to=2024-06`` (months, inclusive).
 
@@ -170,4 +172,49 @@ def create_app(*, protect: bool = True) -> FastAPI:
         return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8",
                         headers=headers)
 
+    @app.get("/data-docs/", response_class=HTMLResponse)
+    async def data_docs_home() -> HTMLResponse:
+        return HTMLResponse(await asyncio.to_thread(_data_docs_home), headers=SECURITY_HEADERS)
+
+    @app.get("/data-docs/{agency}/", response_class=HTMLResponse)
+    @app.get("/data-docs/{agency}/{page}", response_class=HTMLResponse)
+    async def data_docs(agency: str, page: str = "index.html") -> Response:
+        path = await asyncio.to_thread(_data_docs_file, agency, page)
+        if path is None:
+            raise HTTPException(404, "no such Data Docs page")
+        return HTMLResponse(await asyncio.to_thread(path.read_text, encoding="utf-8"),
+                            headers=SECURITY_HEADERS)
+
     return app
+
+
+def _data_docs_home() -> str:
+    import html
+
+    from upstream import datadocs
+    from upstream.config import load_settings
+    from upstream.contract import AGENCY_CODE_RE
+
+    gx_dir = load_settings().gx_dir
+    agencies = sorted(p.name for p in gx_dir.iterdir() if AGENCY_CODE_RE.match(p.name)
+                      and datadocs.index_path(gx_dir, p.name).is_file()) if gx_dir.is_dir() else []
+    items = "".join(f'<li><a href="{a}/">{html.escape(a)}</a></li>' for a in agencies)
+    return ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Data Docs</title>'
+            '</head><body style="font-family:system-ui,sans-serif;margin:2rem"><h1>Data Docs</h1>'
+            + (f"<ul>{items}</ul>" if items else "<p>No validation has run yet.</p>")
+            + "</body></html>")
+
+
+def _data_docs_file(agency: str, page: str):
+    """The file for an agency's page, or None: names are checked, never joined blindly."""
+    from upstream import datadocs
+    from upstream.config import load_settings
+    from upstream.contract import AGENCY_CODE_RE
+
+    if not AGENCY_CODE_RE.match(agency) or not datadocs.PAGE_RE.match(page):
+        return None
+    folder = datadocs.docs_dir(load_settings().gx_dir, agency)
+    path = folder / page
+    if path.is_symlink() or not path.is_file() or path.resolve().parent != folder.resolve():
+        return None
+    return path
