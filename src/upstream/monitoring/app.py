@@ -86,7 +86,8 @@ def _login_redirect(request: Request) -> Response | None:
     """For a browser asking for the page without a login: Airflow's login page, then back."""
     if request.method != "GET" or "text/html" not in request.headers.get("accept", ""):
         return None
-    if request.url.path.rstrip("/") != _base(request):
+    path = request.url.path.rstrip("/")
+    if path != _base(request) and not path.startswith(_base(request) + "/data-docs"):
         return None
     try:
         from airflow.api_fastapi.app import get_auth_manager
