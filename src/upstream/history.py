@@ -14,7 +14,7 @@ compares the two, corrections and re-extracts included).
 Resumable: each segment's merge and its files' final status commit together; a file already
 processed is recognised by ops.extract_file (agency, day, sha256) and skipped, so a rerun after
 a kill continues where the last commit left off. An agency is imported under an exclusive
-advisory lock that every nightly load of the agency takes shared (`ingest.agency_lock`).
+advisory lock that every nightly load of the agency takes shared (`ingest.lock_agency`).
 """
 
 from __future__ import annotations

@@ -323,3 +323,19 @@ def test_data_docs_offline_bounded_and_purged_by_retention(env: Settings, wareho
     with psycopg.connect(warehouse_url) as conn:
         logged = conn.execute("SELECT kind, items FROM ops.retention_log").fetchall()
     assert logged == [("data_docs", purged["pages"] + purged["results"])]
+
+
+def test_make_run_imports_a_pre_launch_year_through_the_bulk_path(env: Settings,
+                                                                  warehouse_url: str) -> None:
+    from upstream import devserver
+    from upstream.cli import DEMO_START
+
+    first = devserver.import_demo_history(env, days=3)  # make run: DEMO_HISTORY_DAYS (365)
+    assert first.files_loaded == 3 * len(AGENCIES) and not first.refused
+    again = devserver.import_demo_history(env, days=3)  # the next start skips them
+    assert again.files_loaded == 0 and again.files_already_loaded == 3 * len(AGENCIES)
+    with psycopg.connect(warehouse_url) as conn:
+        first_day, last_day, calls = conn.execute(
+            "SELECT min(extract_date), max(extract_date), count(*) FROM core.call").fetchone()
+    assert (first_day, last_day) == (DEMO_START - timedelta(days=3), DEMO_START - timedelta(days=1))
+    assert calls > 0
