@@ -20,11 +20,13 @@ advisory lock that every nightly load of the agency takes shared (`ingest.lock_a
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 
 # A batch is one COPY table, one typed pass and one GX checkpoint (about 1.5 s of GX whatever
 # the size): big enough that GX is a small share, small enough that a kill loses little.
-BATCH_FILES = 1000
+BATCH_FILES = 4000
 BATCH_ROWS = 500_000
 PROGRESS_LOG_SECONDS = 30.0
 
@@ -69,6 +71,15 @@ class ImportSummary:
     refused: list[tuple[str, str, str]] = field(default_factory=list)  # agency, day, reason
     quarantined_by_rule: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    seconds_by_phase: Counter = field(default_factory=Counter)  # for benchmarks/bench_history.py
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds_by_phase[phase] += time.perf_counter() - began
 
     @property
     def nothing_found(self) -> bool:
@@ -214,17 +225,25 @@ def _record_refusal(conn: psycopg.Connection, agency: str, day: date, landing: P
 
 
 def _finish_many(conn: psycopg.Connection, files: Iterable[_File], status: str) -> None:
-    rows = [(f.file_id, status, f.result.reason, f.result.rows_in_file, f.result.rows_loaded,
-             f.result.rows_quarantined, f.result.rows_stale, f.result.unknown_columns,
-             f.result.data_docs_path) for f in files]
-    if not rows:
+    """The nightly load's _finish for many files, in one statement."""
+    files = list(files)
+    if not files:
         return
-    with conn.cursor() as cur:
-        cur.executemany(
-            "UPDATE ops.extract_file SET status = %s, reason = %s, rows_in_file = %s,"
-            " rows_loaded = %s, rows_quarantined = %s, rows_stale = %s, unknown_columns = %s,"
-            " data_docs_path = %s, finished_at = now() WHERE file_id = %s",
-            [(s, r, a, b, c, d, u, p, fid) for fid, s, r, a, b, c, d, u, p in rows])
+    r = [f.result for f in files]
+    conn.execute(
+        "UPDATE ops.extract_file AS e SET status = %s, reason = u.reason,"
+        " rows_in_file = u.rows_in_file, rows_loaded = u.rows_loaded,"
+        " rows_quarantined = u.rows_quarantined, rows_stale = u.rows_stale,"
+        " unknown_columns = ARRAY(SELECT jsonb_array_elements_text(u.unknown)),"
+        " data_docs_path = u.docs,"
+        " finished_at = now()"
+        " FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::int[], %s::int[], %s::int[],"
+        " %s::jsonb[], %s::text[]) AS u (file_id, reason, rows_in_file, rows_loaded,"
+        " rows_quarantined, rows_stale, unknown, docs) WHERE e.file_id = u.file_id",
+        (status, [f.file_id for f in files], [x.reason for x in r], [x.rows_in_file for x in r],
+         [x.rows_loaded for x in r], [x.rows_quarantined for x in r], [x.rows_stale for x in r],
+         [json.dumps(x.unknown_columns) for x in r],
+         [x.data_docs_path for x in r]))
 
 
 class _Batch:
@@ -243,9 +262,40 @@ class _Batch:
             f.result.reason = exc.public_message
 
     def run(self, days: list[date]) -> None:
+        conn = self.conn
+        files: list[_File] = []
+        timed = self.summary.timed
+        with timed("verify manifests"):
+            self._verify(days, files)
+        with timed("register"):
+            todo = self._register(files)
+        if not todo:
+            return
+        try:
+            with timed("COPY to staging"):
+                self._stage(todo)
+            staged = [f for f in todo if f.result.outcome != "refused"]
+            if staged:
+                self._validate(staged)
+            loadable = [f for f in staged if f.result.outcome != "refused"]
+            with timed("merge"):
+                for segment in self._segments(loadable):
+                    self._merge(segment)
+                refused = [f for f in todo if f.result.outcome == "refused"]
+                _finish_many(conn, refused, "refused")
+                conn.commit()
+            self.progress.advance(files=len(refused))
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.rollback()
+            ingest.drop_staging(conn, self.key)
+            conn.commit()
+
+    def _verify(self, days: list[date], files: list[_File]) -> None:
         conn, agency = self.conn, self.agency
         landing = self.settings.landing_dir
-        files: list[_File] = []
         for d in days:  # the manifest checks, sha256 included
             try:
                 files.append(_File(ingest.verify_manifest(landing, agency, d)))
@@ -257,42 +307,28 @@ class _Batch:
                 self.refuse(None, d, exc)
                 self.progress.advance(files=1)
         conn.commit()
-        todo = self._register(files)
-        if not todo:
-            return
-        try:
-            self._stage(todo)
-            staged = [f for f in todo if f.result.outcome != "refused"]
-            if staged:
-                self._validate(staged, days)
-            loadable = [f for f in staged if f.result.outcome != "refused"]
-            for segment in self._segments(loadable):
-                self._merge(segment)
-            refused = [f for f in todo if f.result.outcome == "refused"]
-            _finish_many(conn, refused, "refused")
-            conn.commit()
-            self.progress.advance(files=len(refused))
-        except BaseException:
-            conn.rollback()
-            raise
-        finally:
-            conn.rollback()
-            ingest.drop_staging(conn, self.key)
-            conn.commit()
 
     def _register(self, files: list[_File]) -> list[_File]:
         """ops.extract_file rows (as the nightly load registers a file); the files to load."""
         conn = self.conn
+        if not files:
+            return []
+        # One statement for the batch (the nightly load's _register_file, per file).
+        rows = conn.execute(
+            "INSERT INTO ops.extract_file (agency_code, extract_date, file_name, sha256,"
+            " manifest_rows, generated_at, status)"
+            " SELECT %s, d, n, s, r, g, 'loading' FROM unnest(%s::date[], %s::text[], %s::text[],"
+            " %s::int[], %s::timestamptz[]) WITH ORDINALITY AS u (d, n, s, r, g, o) ORDER BY o"
+            " ON CONFLICT (agency_code, extract_date, sha256) DO UPDATE"
+            " SET manifest_rows = EXCLUDED.manifest_rows"
+            " RETURNING file_id, extract_date, sha256, status, (xmax <> 0) AS existed",
+            (self.agency, [f.delivery.extract_date for f in files],
+             [f.delivery.csv_path.name for f in files], [f.delivery.sha256 for f in files],
+             [f.delivery.rows for f in files], [f.delivery.generated_at for f in files])).fetchall()
+        by_key = {(r["extract_date"], r["sha256"]): r for r in rows}
         for f in files:
             d = f.delivery
-            row = conn.execute(
-                "INSERT INTO ops.extract_file (agency_code, extract_date, file_name, sha256,"
-                " manifest_rows, generated_at, status) VALUES (%s, %s, %s, %s, %s, %s, 'loading')"
-                " ON CONFLICT (agency_code, extract_date, sha256) DO UPDATE"
-                " SET manifest_rows = EXCLUDED.manifest_rows"
-                " RETURNING file_id, status, (xmax <> 0) AS existed",
-                (d.agency_code, d.extract_date, d.csv_path.name, d.sha256, d.rows,
-                 d.generated_at)).fetchone()
+            row = by_key[(d.extract_date, d.sha256)]
             f.file_id, f.prior = row["file_id"], (row["status"] if row["existed"] else None)
             f.result = ingest.LoadResult(d.agency_code, d.extract_date.isoformat(), "loaded",
                                          file_id=f.file_id)
@@ -394,18 +430,15 @@ class _Batch:
                     first = False
                     copy.write(block)
             rows = cur.rowcount
-        if rows:
-            last = conn.execute(sql.SQL("SELECT currval(pg_get_serial_sequence({}, 'raw_row')) AS n")
-                                .format(sql.Literal(f"staging.load_{self.key}_raw"))).fetchone()["n"]
-            f.first_row = last - rows + 1
         return rows, digest.hexdigest()
 
-    def _validate(self, files: list[_File], days: list[date]) -> None:
+    def _validate(self, files: list[_File]) -> None:
         """Typed table, one GX checkpoint for the batch, quarantine, refusal share."""
         from upstream import validation
         from upstream.rules import RULES
 
         conn = self.conn
+        began = time.perf_counter()
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS hist_file (file_id bigint PRIMARY KEY,"
                      " first_row bigint, extract_date date, generated_at timestamptz,"
                      " extract_year int)")
@@ -414,6 +447,10 @@ class _Batch:
             cur.executemany("INSERT INTO pg_temp.hist_file VALUES (%s, %s, %s, %s, %s)",
                             [(f.file_id, f.first_row, f.delivery.extract_date,
                               f.delivery.generated_at, f.delivery.extract_date.year) for f in files])
+        # each file's first raw row: row numbers count from 1 per file, as nightly
+        conn.execute(sql.SQL("UPDATE pg_temp.hist_file AS h SET first_row = r.first_row FROM ("
+                             "SELECT file_id, min(raw_row) AS first_row FROM {} GROUP BY file_id"
+                             ") AS r WHERE r.file_id = h.file_id").format(self.raw))
         conn.execute("ANALYZE pg_temp.hist_file")
         inner, outer = ingest.hmac_pads(pseudonym_key())
         setting = ingest._PAD_SETTING
@@ -430,12 +467,16 @@ class _Batch:
         ids = [f.file_id for f in files]
         conn.execute("DELETE FROM ops.quarantine_row WHERE file_id = ANY(%s)", (ids,))
         conn.commit()  # GX reads the suspect rows through its own connection
+        self.summary.seconds_by_phase["typed pass (rules, pseudonyms)"] += time.perf_counter() - began
+        began = time.perf_counter()
 
         first, last = files[0].delivery.extract_date, files[-1].delivery.extract_date
         report = validation.validate_staged_file(
             conn, self.settings, file_id=self.key, agency=self.agency, extract_date=last,
             run_name=f"{self.agency}_history_{first.isoformat()}_{last.isoformat()}_{files[0].file_id}",
             db_url=self.url)
+        self.summary.seconds_by_phase["GX checkpoint"] += time.perf_counter() - began
+        began = time.perf_counter()
         if report.failures_by_rule:
             conn.execute(sql.SQL(db.read_sql("history/quarantine_batch.sql")).format(
                 suspect=self.suspect), {"rule_names": [r.name for r in RULES],
@@ -466,6 +507,7 @@ class _Batch:
                     f"{max_share:.1%} limit: nothing loaded "
                     f"(top rules: {ingest._top_rules(res.quarantine_by_rule)})"))
         conn.commit()  # the quarantine report stays, whatever happens next
+        self.summary.seconds_by_phase["quarantine"] += time.perf_counter() - began
 
     @staticmethod
     def _segments(files: list[_File]) -> Iterator[list[_File]]:
@@ -486,10 +528,10 @@ class _Batch:
         with conn.transaction():
             conn.execute("CREATE TEMP TABLE affected_incident (agency_code text, incident_id text)"
                          " ON COMMIT DROP")
-            conn.execute(sql.SQL(
+            affected = conn.execute(sql.SQL(
                 "INSERT INTO affected_incident SELECT DISTINCT agency_code, incident_id FROM {}"
                 " WHERE file_id = ANY(%(file_ids)s) AND cardinality(failed_rules) = 0"
-            ).format(typed), params)
+            ).format(typed), params).rowcount
             head = seg[0]
             if head.supersedes:  # only a segment's first file supersedes (see _segments)
                 d = head.delivery
@@ -512,7 +554,13 @@ class _Batch:
             conn.execute(db.read_sql("load/current_winners.sql"))
             conn.execute("ANALYZE pg_temp.current_winner")
             conn.execute(db.read_sql("load/update_current_calls.sql"))
+            if affected > 10_000:
+                # A large segment into a core.call the planner thinks (nearly) empty: it probed
+                # core.call by an index of rows this very statement inserts, quadratic (78 s for
+                # 30k calls, 1 s as a hash anti-join). Small segments keep their index probes.
+                conn.execute("SET LOCAL enable_nestloop = off")
             conn.execute(db.read_sql("load/insert_current_calls.sql"))
+            conn.execute("SET LOCAL enable_nestloop = on")
             conn.execute("SELECT core.analyze_for_load('call')")
             conn.execute(db.read_sql("load/drop_orphaned_current_calls.sql"))
             conn.execute(db.read_sql("load/refresh_contacts.sql"))
