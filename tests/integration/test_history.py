@@ -230,9 +230,13 @@ def _loaded(url: str) -> int:
 
 def test_sigkill_mid_import_then_rerun_equals_uninterrupted(env: Settings, warehouse_url: str) -> None:
     start, end = date(2017, 2, 1), date(2017, 2, 9)
-    generate.generate(env.landing_dir, start, end, ["WPS"], seed=4, bad_rows_share=0.05)
-    args = ("--from", start.isoformat(), "--to", end.isoformat(), "--agencies", "WPS")
-    done = _cli(env, *args)
+    landing = env.home / "history"
+    generate.generate(landing, start, end, ["WPS"], seed=4, bad_rows_share=0.05)
+    args = ("--from", start.isoformat(), "--to", end.isoformat(), "--agencies", "WPS",
+            "--landing", str(landing))
+    # README: `.venv/bin/upstream import-history --from ... --to ... --agencies ... --landing ...`
+    done = subprocess.Popen([str(Path(sys.executable).parent / "upstream"), "import-history", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = done.communicate(timeout=300)
     assert done.returncode == 0, err
     assert "files loaded: 9" in out
