@@ -89,6 +89,46 @@ def cmd_run_range(args) -> int:
     return _run_days(days, args.verbose)
 
 
+def cmd_import_history(args) -> int:
+    """Bulk import with a rich progress bar (files, rows, rate, ETA) and a summary."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from upstream import history
+
+    agencies = [a.strip() for a in args.agencies.split(",") if a.strip()] if args.agencies else None
+    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+               TextColumn("{task.fields[rows]} rows"), TextColumn("{task.fields[rate]}"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=_stderr_console(), transient=False) as bar:
+        task = bar.add_task("history", total=None, rows=0, rate="")
+
+        def show(p: history.Progress) -> None:
+            elapsed = max(bar.tasks[0].elapsed or 0.0, 1e-9)
+            bar.update(task, total=p.total_files or None, completed=p.files, rows=p.rows,
+                       rate=f"{p.rows / elapsed:,.0f} rows/s")
+
+        summary = history.import_history(
+            args.start, args.end, agencies, landing=Path(args.landing) if args.landing else None,
+            progress=history.Progress(show), batch_files=args.batch_files)
+    print(summary.render())
+    if summary.nothing_found or summary.refused:
+        return 1
+    return 0
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def cmd_db(args) -> int:
     from upstream import db
 
@@ -168,6 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("end", type=_date)
     rr.add_argument("--verbose", action="store_true", help="show Airflow's logs and task logs")
     rr.set_defaults(func=cmd_run_range)
+
+    h = sub.add_parser("import-history",
+                       help="bulk-import an agency's past extracts (resumable; see README)")
+    h.add_argument("--from", dest="start", type=_date, required=True)
+    h.add_argument("--to", dest="end", type=_date, required=True)
+    h.add_argument("--agencies", help="comma separated, default UPSTREAM_AGENCIES")
+    h.add_argument("--landing", help="folder with <AGENCY>/ extracts, default UPSTREAM_LANDING_DIR")
+    h.add_argument("--batch-files", type=int, default=1000,
+                   help="files per batch (one GX checkpoint and at least one commit each)")
+    h.set_defaults(func=cmd_import_history)
 
     d = sub.add_parser("db", help="warehouse database: migrate | url | stop (embedded)")
     d.add_argument("action", choices=["migrate", "url", "stop"])

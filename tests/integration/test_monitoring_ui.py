@@ -748,3 +748,56 @@ def test_browser_login_then_page_numbers_filter_and_screenshot(api_server, chrom
     chrome.wait_for("Array.from(document.querySelectorAll('[role=menuitem]'))"
                     ".some(e => e.textContent.includes('Program monitoring'))")
     assert not [e for e in chrome.events if e.get("method") == "Page.javascriptDialogOpening"]
+
+
+def _login(chrome: Chrome, server: Server, url: str, ready: str) -> None:
+    chrome.go(url)
+    chrome.wait_for("!!document.querySelector('input[name=password]')")
+    chrome.type_into("input[name=username]", "datateam")
+    chrome.type_into("input[name=password]", server.password)
+    chrome.click("button[type=submit]")
+    chrome.wait_for(ready)
+
+
+def test_data_docs_offline_behind_login(api_server, chrome):
+    """Data Docs (upstream.datadocs) served by the plugin: login required, no external asset."""
+    from types import SimpleNamespace
+
+    from upstream import datadocs
+    from upstream.config import load_settings
+
+    # A checkpoint result's shape (the pages are rendered from real GX runs in test_history).
+    checks = [SimpleNamespace(success=ok, result={"observed_value": n},
+                              expectation_config=SimpleNamespace(
+                                  meta={"rule": rule, "column": rule.split(".")[0]},
+                                  description=f"{rule} holds"))
+              for rule, ok, n in (("incident_id.unique_in_file", False, 2),
+                                  ("call_type.enum", True, 0))]
+    result = SimpleNamespace(run_results={"v": SimpleNamespace(results=checks)})
+    page = datadocs.write_validation(load_settings().gx_dir, "WPS", "WPS_2024-06-01_ui",
+                                     "WPS 2024-06-01", result)
+    url = f"/upstream-monitoring/data-docs/WPS/{page.name}"
+    assert api_server.client.get(url).status_code == 401
+    assert api_server.client.get("/upstream-monitoring/data-docs/WPS/..%2F..%2Fsecret.html",
+                                 headers={"Authorization": f"Bearer {api_server.token()}"}
+                                 ).status_code == 404
+    assert api_server.client.get(url, headers={"Authorization": f"Bearer {api_server.token()}"}
+                                 ).status_code == 200
+
+    _login(chrome, api_server, f"{api_server.base}{url}",
+           "location.pathname.endsWith('.html') && !!document.querySelector('td')")
+    assert chrome.eval("document.querySelectorAll('script, link, img').length") == 0
+    assert chrome.eval("performance.getEntriesByType('resource').filter("
+                       "e => !e.name.startsWith(location.origin)).length") == 0
+    assert chrome.eval("Array.from(document.querySelectorAll('td')).some("
+                       "e => e.textContent === 'incident_id.unique_in_file')")
+    # the index, then the agencies list, link to it
+    chrome.click("a[href='index.html']")
+    chrome.wait_for(f"!!document.querySelector('a[href=\"{page.name}\"]')")
+    chrome.go(f"{api_server.base}/upstream-monitoring/data-docs/")
+    chrome.wait_for("!!document.querySelector('a[href=\"WPS/\"]')")
+    # and the Airflow UI frames it from its Browse menu
+    chrome.go(f"{api_server.base}/plugin/upstream-data-docs")
+    assert chrome.wait_for("(() => { const f = document.querySelector('iframe'); const d = f && "
+                           "f.contentDocument; return !!(d && d.querySelector('a[href=\"WPS/\"]')); })()",
+                           timeout=45)
