@@ -1,0 +1,20 @@
+# The one image of every Airflow service and the reference outreach service in
+# docker-compose.yml (and the image a Helm-chart deployment would use: docs/operations.md).
+# The Airflow version here must match apache-airflow in requirements.txt.
+FROM apache/airflow:3.3.2-python3.11
+
+USER root
+# pg_dump/pg_restore for the backup runbook; curl is in the base image for health checks
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-client \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /var/lib/outreach && chown 50000:0 /var/lib/outreach && chmod 2775 /var/lib/outreach
+USER airflow
+
+COPY --chown=airflow:root requirements.txt pyproject.toml /opt/upstream/
+# The exact lock of this repository (pip check fails the build on a conflict).
+RUN pip install --no-cache-dir -r /opt/upstream/requirements.txt && pip check
+COPY --chown=airflow:root src /opt/upstream/src
+COPY --chown=airflow:root include /opt/upstream/include
+COPY --chown=airflow:root docker/airflow-init.sh /opt/upstream/docker/airflow-init.sh
+RUN pip install --no-cache-dir --no-deps -e /opt/upstream
