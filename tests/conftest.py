@@ -105,9 +105,9 @@ def pytest_configure(config):
 
 # The second pass of `make test` (on the PostgreSQL server at TEST_SERVER_URL) runs the
 # database tests of these modules: SQL functions and rules, loading and corrections, the
-# outcome tables and the roles (routing's SQL is plain and runs in the first pass only).
+# outcome tables, the roles and the backup round trip (routing's SQL is plain and runs in the first pass only).
 SERVER_PASS_MODULES = {"test_rules.py", "test_load_semantics.py", "test_outcomes.py",
-                       "test_roles.py"}
+                       "test_roles.py", "test_backup_restore.py"}
 
 
 def pytest_collection_modifyitems(config, items):
