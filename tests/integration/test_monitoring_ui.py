@@ -143,6 +143,10 @@ ROWS: dict[str, list[tuple]] = {
         ("WPS", date(2024, 6, 7), 1, 0, 55, 55, 0),
         ("RCP", date(2024, 6, 1), 1, 0, 90, 88, 2),
     ],
+    "agency_quality_latest": [
+        ("RCP", date(2024, 6, 1), "loaded", 6, 1, 0, 88, 2),
+        ("WPS", date(2024, 6, 7), "loaded", 0, 6, 1, 254, 21),
+    ],
     "quarantine_by_rule": [
         ("WPS", date(2024, 6, 2), "phone_format", 6),
         ("WPS", date(2024, 6, 4), HOSTILE_RULE, 5),
