@@ -17,18 +17,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 from psycopg import sql
@@ -61,12 +55,6 @@ def _scheduled_day(tz) -> date:
     if now < tick:
         tick -= timedelta(days=1)
     return tick.date() - timedelta(days=1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _redis_or_skip():
@@ -114,78 +102,7 @@ def dump(url: str) -> dict[str, list[str]]:
     return out
 
 
-@dataclass
-class Stack:
-    env: dict[str, str]
-    logs: Path
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    def start(self, name: str, command: list[str], extra_env: dict | None = None) -> None:
-        log = (self.logs / f"{name}.log").open("ab")
-        self.procs[name] = subprocess.Popen(
-            command, env={**self.env, **(extra_env or {})}, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True)  # its own group: killpg
-
-    def kill(self, name: str) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.procs[name].pid, signal.SIGKILL)
-        self.procs[name].wait(timeout=30)
-
-    def stop_all(self) -> None:
-        alive = [p for p in self.procs.values() if p.poll() is None]
-        for proc in alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in alive:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        # the task processes a worker started are in its group; make sure none survives
-        for proc in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-
-    def log_tails(self, chars: int = 3000) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-chars:]}"
-                         for p in sorted(self.logs.glob("*.log")))
-
-
-def _airflow_bin() -> str:
-    return str(Path(sys.executable).parent / "airflow")
-
-
-def _wait(predicate, timeout: float, what: str, stack: Stack, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for name, proc in stack.procs.items():
-            if proc.poll() is not None and not name.startswith("worker"):
-                raise AssertionError(f"{name} exited ({proc.returncode})\n{stack.log_tails()}")
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}\n{stack.log_tails()}")
-
-
-def _task_instances(meta_url: str) -> list[dict]:
-    with psycopg.connect(meta_url, row_factory=psycopg.rows.dict_row) as conn:
-        return conn.execute(
-            "SELECT dag_id, run_id, task_id, try_number, state, hostname, 'current' AS kind"
-            " FROM task_instance UNION ALL"
-            " SELECT dag_id, run_id, task_id, try_number, state, hostname, 'history'"
-            " FROM task_instance_history").fetchall()
-
-
-def _runs(meta_url: str, dag_id: str) -> list[tuple[str, str]]:
-    with psycopg.connect(meta_url) as conn:
-        return conn.execute("SELECT run_id, state FROM dag_run WHERE dag_id = %s ORDER BY 1",
-                            (dag_id,)).fetchall()
-
-
-def _kill_a_worker_mid_load(stack: Stack, meta_url: str, done: threading.Event, out: dict):
+def _kill_a_worker_mid_load(stack, meta_url: str, done: threading.Event, out: dict):
     """Wait until worker-a runs a validate_and_load, let it get going, then SIGKILL it."""
     query = ("SELECT run_id, task_id, try_number FROM task_instance WHERE state = 'running'"
              " AND hostname = %s AND task_id LIKE %s ORDER BY start_date LIMIT 1")
@@ -211,13 +128,12 @@ def celery_run(server_url, airflow_db):
     from outreach_ref.testing import run_server
     from upstream import db, devenv, generate
     from upstream.config import load_settings
+    from upstream.devstack import CeleryStack
     from upstream.run_dag import load_dag, nightly_logical_date, run_nightly_for
 
     tag = uuid.uuid4().hex[:8]
     home = TEST_ROOT / f"celery-{tag}"
     landing = home / "landing"
-    logs = home / "logs"
-    logs.mkdir(parents=True)
     generate.generate(landing, DAYS[0], DAYS[-1], list(AGENCIES), seed=5)
     # incident ids carry the year: this day's calls are disjoint from the backfill's
     today_run_day = _scheduled_day(load_settings().timezone)
@@ -231,16 +147,10 @@ def celery_run(server_url, airflow_db):
         urls = {k: _create_db(server_url, n) for k, n in names.items()}
         for key in ("celery_wh", "local_wh"):
             db.migrate(urls[key])
-        # Airflow's metadata through upstream_airflow, exactly as make run does it
-        meta_role_url = devenv.least_privilege_metadata(urls["meta"])
-        meta_sqlalchemy = db.sqlalchemy_url(meta_role_url)
         celery_outreach = cleanup.enter_context(
             run_server(ServiceConfig(token=OUTREACH_TEST_TOKEN, seed=3)))
         local_outreach = cleanup.enter_context(
             run_server(ServiceConfig(token=OUTREACH_TEST_TOKEN, seed=3)))
-        port = _free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        queue = f"upstream-test-{tag}"
         upstream_settings = {
             "UPSTREAM_AGENCIES": ",".join(AGENCIES),
             "UPSTREAM_LANDING_DIR": str(landing),
@@ -249,60 +159,24 @@ def celery_run(server_url, airflow_db):
             "UPSTREAM_OUTREACH_BACKOFF_SECONDS": "0.01",
             "UPSTREAM_MANIFEST_POKE_SECONDS": "5",
         }
-        env = {
-            **os.environ, **upstream_settings,
-            "AIRFLOW_HOME": str(home / "airflow"),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_sqlalchemy,
-            **devenv.celery_env(REDIS_URL, meta_sqlalchemy, queue=queue),
-            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": prefix,
-            "AIRFLOW__API__BASE_URL": base_url,
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        # Airflow's metadata through upstream_airflow, exactly as make run does it
+        stack = CeleryStack(home, urls["meta"], REDIS_URL, {
+            **upstream_settings,
             # a SIGKILLed worker's task is failed (then retried) 15 s after its last heartbeat
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "3",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "UPSTREAM_RETRY_DELAY_SECONDS": "1",
             "UPSTREAM_HOME": str(home),
             "UPSTREAM_GX_DIR": str(home / "gx-celery"),
             "UPSTREAM_DATABASE_URL": urls["celery_wh"],
             "UPSTREAM_OUTREACH_URL": str(celery_outreach),
-        }
-        subprocess.run([_airflow_bin(), "db", "migrate"], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-        stack = Stack(env, logs)
-        cleanup.callback(stack.stop_all)
-        stack.start("api-server", [_airflow_bin(), "api-server", "--port", str(port),
-                                   "--host", "127.0.0.1", "--workers", "1"])
-        stack.start("scheduler", [_airflow_bin(), "scheduler"])
-        stack.start("dag-processor", [_airflow_bin(), "dag-processor"])
-        for name in WORKERS:
-            command, extra = devenv.celery_worker_command(name, concurrency=2, queue=queue)
-            stack.start(name, command, extra)
-
-        api = cleanup.enter_context(httpx.Client(base_url=base_url, timeout=30))
-
-        def healthy():
-            with contextlib.suppress(httpx.HTTPError):
-                return api.get("/api/v2/monitor/health").status_code == 200
-            return False
-
-        _wait(healthy, 180, "the api-server", stack)
-        token = api.post("/auth/token", json={
-            "username": devenv.AIRFLOW_USER,
-            "password": devenv.airflow_password(load_settings())}).json()["access_token"]
-        api.headers["Authorization"] = f"Bearer {token}"
-        for dag_id in ("upstream_nightly", "upstream_routing"):
-            _wait(lambda d=dag_id: api.get(f"/api/v2/dags/{d}").status_code == 200, 180,
-                  f"{dag_id} to be parsed", stack)
-        api.patch("/api/v2/dags/upstream_nightly", json={"is_paused": False}).raise_for_status()
-        api.post("/api/v2/backfills", json={
-            "dag_id": "upstream_nightly",
-            "from_date": nightly_logical_date(DAYS[0]).isoformat(),
-            "to_date": nightly_logical_date(DAYS[-1]).isoformat(),
-            "max_active_runs": 1, "reprocess_behavior": "none",
-        }).raise_for_status()
+        }, workers=WORKERS, concurrency=2, key_prefix=prefix)
+        cleanup.enter_context(stack)
+        stack.start(devenv.AIRFLOW_USER, devenv.airflow_password(load_settings()),
+                    ("upstream_nightly", "upstream_routing"))
+        stack.unpause("upstream_nightly")
+        stack.backfill("upstream_nightly", nightly_logical_date(DAYS[0]).isoformat(),
+                       nightly_logical_date(DAYS[-1]).isoformat())
 
         done, killed = threading.Event(), {}
         killer = threading.Thread(target=_kill_a_worker_mid_load,
@@ -321,28 +195,27 @@ def celery_run(server_url, airflow_db):
             local_states.append(str(getattr(routing.state, "value", routing.state)))
 
         def nightly_finished():
-            runs = _runs(urls["meta"], "upstream_nightly")
+            runs = stack.runs("upstream_nightly")
             backfill = [r for r in runs if r[0].startswith("backfill__")]
             return (len(backfill) == len(DAYS)
                     and all(s in ("success", "failed") for _, s in runs))
 
-        _wait(nightly_finished, TIMEOUT, "the nightly backfill", stack, interval=2)
+        stack.wait(nightly_finished, TIMEOUT, "the nightly backfill", interval=2)
         done.set()
         killer.join(timeout=30)
         # routing after the loads, so both warehouses route the same final state
-        api.patch("/api/v2/dags/upstream_routing", json={"is_paused": False}).raise_for_status()
-        api.post("/api/v2/dags/upstream_routing/dagRuns",
-                 json={"logical_date": None}).raise_for_status()
+        stack.unpause("upstream_routing")
+        stack.trigger("upstream_routing")
 
         def routing_finished():
-            runs = _runs(urls["meta"], "upstream_routing")
+            runs = stack.runs("upstream_routing")
             return runs and all(s in ("success", "failed") for _, s in runs)
 
-        _wait(routing_finished, 180, "the routing run", stack, interval=2)
+        stack.wait(routing_finished, 180, "the routing run", interval=2)
         yield {
-            "nightly_runs": _runs(urls["meta"], "upstream_nightly"),
-            "routing_runs": _runs(urls["meta"], "upstream_routing"),
-            "task_instances": _task_instances(urls["meta"]),
+            "nightly_runs": stack.runs("upstream_nightly"),
+            "routing_runs": stack.runs("upstream_routing"),
+            "task_instances": stack.task_instances(),
             "killed": killed,
             "local_states": local_states,
             "celery_dump": dump(urls["celery_wh"]),
