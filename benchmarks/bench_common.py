@@ -21,7 +21,7 @@ def start_server(server_url: str | None, keep_server: bool) -> tuple[str, str, C
     given server, or the embedded one under benchmarks/.work/pg."""
     if server_url:
         return server_url, f"--server-url {redact(server_url)}", lambda: None
-    from upstream.db import embedded_server
+    from upstream.warehouse.db import embedded_server
 
     home = WORK / "pg"
     home.mkdir(parents=True, exist_ok=True)

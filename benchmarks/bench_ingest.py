@@ -63,7 +63,7 @@ GOAL_RSS_BYTES = 2 * 1024**3
 GOAL_SIZE = 1_000_000
 
 # Column list of the contract (the header of every generated file), for the raw COPY table.
-from upstream.generate import COLUMNS  # noqa: E402  (stdlib-only module)
+from upstream.dev.generate import COLUMNS  # noqa: E402  (stdlib-only module)
 
 # ------------------------------------------------------------------------------------------
 # helpers shared by parent and child
@@ -73,7 +73,7 @@ def _create_db(server_url: str, name: str, migrate: bool) -> str:
     import psycopg
     from psycopg import sql
 
-    from upstream import db
+    from upstream.warehouse import db
 
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -229,7 +229,8 @@ def install_instrumentation() -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    from upstream import ingest, validation
+    from upstream import ingest
+    from upstream.validate import suite as validation
 
     for name, phase in [
         ("verify_manifest", "verify_manifest (manifest + sha256 pass)"),
@@ -353,7 +354,8 @@ def child_main(spec_path: Path, out_path: Path) -> None:
     began = time.perf_counter()
     import great_expectations  # noqa: F401
 
-    from upstream import config, ingest, validation  # noqa: F401
+    from upstream import ingest  # noqa: F401
+    from upstream import settings as config
     out["import_s"] = time.perf_counter() - began
     install_instrumentation()
 
@@ -571,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     if not sizes or min(sizes) <= 0:
         ap.error("--sizes must be positive row counts")
-    from upstream.generate import write_large_extract
+    from upstream.dev.generate import write_large_extract
 
     WORK.mkdir(parents=True, exist_ok=True)
     run_dir = WORK / f"run-{os.getpid()}"

@@ -257,7 +257,7 @@ def generate(server_url: str, name: str, ncalls: int, nagencies: int, reuse: boo
              timeout_min: float) -> tuple[str, dict]:
     import psycopg
 
-    from upstream import db
+    from upstream.warehouse import db
 
     url = db.with_database(server_url, name)
     if reuse:
@@ -330,7 +330,7 @@ def _repeat_statements(reference_date: date) -> list:
     call, then one window pass over their calls), ready to run."""
     from psycopg import sql
 
-    from upstream import db
+    from upstream.warehouse import db
 
     text = db.read_sql("outcomes/03_repeat_contact.sql")
     text = text[: text.index("CREATE TEMP TABLE t_index_day ")]  # cohorts need the other steps

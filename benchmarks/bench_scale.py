@@ -1,7 +1,7 @@
 """A province of agencies: wall time of one nightly run for 1, 10 and 50 agencies (one day's
 extract each), LocalExecutor vs CeleryExecutor with two workers, on this machine.
 
-Each configuration gets its own Airflow stack (upstream.devstack: api-server, scheduler,
+Each configuration gets its own Airflow stack (upstream.dev.stack: api-server, scheduler,
 dag-processor, and for Celery two workers on the machine's Redis), its own metadata and
 warehouse databases, and runs the nightly DAG for one extract day as a backfill. With 10 or
 more agencies, one agency's file is truncated (refused) and one agency's delivery is missing:
@@ -43,10 +43,12 @@ def run_one(server_url: str, n: int, executor: str, concurrency: int) -> dict:
     import psycopg
     from psycopg import sql
 
-    from upstream import db, devenv, generate
-    from upstream.config import load_settings
-    from upstream.devstack import CeleryStack
-    from upstream.run_dag import nightly_logical_date
+    from upstream.airflow.run import nightly_logical_date
+    from upstream.dev import env as devenv
+    from upstream.dev import generate
+    from upstream.dev.stack import CeleryStack
+    from upstream.settings import load_settings
+    from upstream.warehouse import db
 
     tag = f"{executor}{n}-{uuid.uuid4().hex[:6]}"
     home = WORK / "scale" / tag
@@ -134,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("UPSTREAM_HOME", str(WORK / "scale-home"))
     os.environ.setdefault("UPSTREAM_PSEUDONYM_KEY", "bench-scale-key-not-a-secret")
-    from upstream import devenv
-    from upstream.config import load_settings
+    from upstream.dev import env as devenv
+    from upstream.settings import load_settings
 
     # each stack names its own metadata database; this keeps airflow_env from starting the
     # embedded server of UPSTREAM_HOME just to compute a default it would not use

@@ -4,7 +4,7 @@
 Manual only (*Trigger DAG* with the params below). Imports every extract in the landing area
 from `from` to `to` (inclusive) for `agencies` (comma separated; empty: `UPSTREAM_AGENCIES`)
 through the nightly load's manifest checks, rules, GX suite, quarantine and merge, in batches
-(one GX checkpoint per batch; no Airflow run per day). See `upstream.history`.
+(one GX checkpoint per batch; no Airflow run per day). See `upstream.ingest.history`.
 
 * **Progress**: a line in the task log at least every 30 s (files, rows, rate, ETA), then a
   summary: files loaded, already loaded, ignored, refused (with reasons), rows quarantined by
@@ -22,15 +22,15 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
-from upstream.config import load_settings
-from upstream.dag_defaults import default_args
+from upstream.airflow.dag_args import default_args
+from upstream.settings import load_settings
 
 SETTINGS = load_settings()
 
 
 @task
 def import_history(**context) -> dict:
-    from upstream import history
+    from upstream.ingest import history
 
     return history.run_from_context(context)
 

@@ -19,7 +19,7 @@ Runs at 03:00 America/Toronto for the **previous day's** extract of every agency
 Reprocess a day: *Trigger DAG* with the `extract_date` param (a loaded file is a no-op; a
 corrected re-extract replaces the day). It starts at once: runs of different days may be
 active together (no `max_active_runs=1`), and a per-agency database lock
-(`upstream.locks.agency_load_lock`) makes one agency's loads merge one at a time. Backfill:
+(`upstream.warehouse.locks.agency_load_lock`) makes one agency's loads merge one at a time. Backfill:
 `airflow backfill create --dag-id upstream_nightly --from-date ... --to-date ...` or the UI's
 backfill dialog. Any extract day loads, however old: `start_date` lies far back (with
 `catchup=False` the schedule only ever creates the latest night), so no run is created without
@@ -33,16 +33,16 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, TaskGroup, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from upstream.assets import LOADED_CALLS
-from upstream.config import load_settings
-from upstream.dag_defaults import default_args
-from upstream.dates import NIGHTLY_RUN_TIME
+from upstream.airflow.assets import LOADED_CALLS
+from upstream.airflow.dag_args import default_args
+from upstream.airflow.dates import NIGHTLY_RUN_TIME
+from upstream.settings import load_settings
 
 SETTINGS = load_settings()
 
 
 def _extract_date(context) -> str | None:
-    from upstream.dates import extract_date_from_context
+    from upstream.airflow.dates import extract_date_from_context
 
     return extract_date_from_context(context).isoformat()
 
@@ -50,27 +50,27 @@ def _extract_date(context) -> str | None:
 @task.sensor(
     mode="reschedule",
     poke_interval=SETTINGS.manifest_poke_seconds,
-    # The deadline is enforced by the poke itself (see upstream.dates.manifest_deadline);
+    # The deadline is enforced by the poke itself (see upstream.airflow.dates.manifest_deadline);
     # this is only a backstop for a run that is never looked at again.
     timeout=timedelta(days=7).total_seconds(),
     retries=0,
 )
 def wait_for_manifest(agency: str, **context) -> bool:
-    from upstream import orchestration
+    from upstream.airflow import tasks as orchestration
 
     return orchestration.manifest_arrived(agency, context)
 
 
 @task
 def verify_manifest(agency: str, **context) -> dict:
-    from upstream import orchestration
+    from upstream.airflow import tasks as orchestration
 
     return orchestration.verify_manifest(agency, context)
 
 
 @task(outlets=[LOADED_CALLS])
 def validate_and_load(agency: str, **context) -> dict:
-    from upstream import orchestration
+    from upstream.airflow import tasks as orchestration
 
     return orchestration.validate_and_load(agency, context)
 

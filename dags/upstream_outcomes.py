@@ -27,9 +27,9 @@ from datetime import datetime
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from upstream.assets import LOADED_CALLS, REFERRAL_EVENTS
-from upstream.config import load_settings
-from upstream.dag_defaults import default_args
+from upstream.airflow.assets import LOADED_CALLS, REFERRAL_EVENTS
+from upstream.airflow.dag_args import default_args
+from upstream.settings import load_settings
 
 SETTINGS = load_settings()
 
@@ -43,7 +43,7 @@ def rebuild_outcome_tables() -> dict:
 
 @task
 def check_contact_service_level() -> dict:
-    from upstream import service_level
+    from upstream.outcomes import service_level
 
     return service_level.check_uncontacted_48h()
 

@@ -34,8 +34,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from upstream.config import load_settings
-from upstream.dag_defaults import default_args
+from upstream.airflow.dag_args import default_args
+from upstream.settings import load_settings
 
 SETTINGS = load_settings()
 

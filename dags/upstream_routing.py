@@ -30,37 +30,37 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, task
 
-from upstream.assets import LOADED_CALLS, REFERRAL_EVENTS
-from upstream.config import load_settings
-from upstream.dag_defaults import default_args
+from upstream.airflow.assets import LOADED_CALLS, REFERRAL_EVENTS
+from upstream.airflow.dag_args import default_args
+from upstream.settings import load_settings
 
 SETTINGS = load_settings()
 
 
 @task
 def plan_referrals(**context) -> dict:
-    from upstream import orchestration
+    from upstream.airflow import tasks as orchestration
 
     return orchestration.plan_referrals(context)
 
 
 @task
 def deliver_referrals(**context) -> dict:
-    from upstream import orchestration
+    from upstream.airflow import tasks as orchestration
 
     return orchestration.deliver_referrals(context)
 
 
 @task(trigger_rule="all_done")
 def propagate_withdrawals(**context) -> dict:
-    from upstream import orchestration
+    from upstream.airflow import tasks as orchestration
 
     return orchestration.propagate_withdrawals(context)
 
 
 @task(trigger_rule="all_done", outlets=[REFERRAL_EVENTS])
 def sync_referral_events(**context) -> int:
-    from upstream import orchestration
+    from upstream.airflow import tasks as orchestration
 
     return orchestration.sync_referral_events(context)
 

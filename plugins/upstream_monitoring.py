@@ -48,7 +48,7 @@ class UpstreamMonitoringPlugin(AirflowPlugin):
             "icon": ICON_DATA_URI,
         },
         {
-            # Validation results (upstream.datadocs), behind the same login.
+            # Validation results (upstream.validate.datadocs), behind the same login.
             "name": "Data Docs",
             "href": URL_PREFIX.lstrip("/") + "/data-docs/",
             "destination": "nav",

@@ -33,14 +33,16 @@ def _server_url() -> str:
     explicit = os.environ.get("UPSTREAM_TEST_SERVER_URL")
     if explicit:
         return explicit
-    from upstream.db import embedded_server
+    from upstream.warehouse.db import embedded_server
 
     TEST_ROOT.mkdir(parents=True, exist_ok=True)
     return embedded_server(TEST_ROOT).get_uri("postgres")
 
 
 def _with_db(url: str, name: str) -> str:
-    from upstream.db import with_database  # imported late: conftest loads before the env is set
+    from upstream.warehouse.db import (
+        with_database,  # imported late: conftest loads before the env is set
+    )
 
     return with_database(url, name)
 
@@ -53,7 +55,7 @@ def server_url() -> str:
 @pytest.fixture(scope="session")
 def warehouse_url(server_url: str):
     """A migrated warehouse database of its own for this test session."""
-    from upstream import db
+    from upstream.warehouse import db
 
     name = f"upstream_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
@@ -89,7 +91,7 @@ def upstream_env(tmp_path: Path, warehouse_url: str, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("UPSTREAM_PSEUDONYM_KEY", "test-pseudonym-key-" + uuid.uuid4().hex)
     monkeypatch.setenv("UPSTREAM_AGENCIES", "WPS")
     _reset_warehouse(warehouse_url)
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     return load_settings()
 
@@ -102,8 +104,8 @@ def pytest_configure(config):
     # Test extracts are dated 2024: the referral window is measured from the newest loaded
     # call, as in the demo (test_referral_window.py tests the wall clock explicitly).
     os.environ.setdefault("UPSTREAM_ROUTING_CLOCK", "extracts")
-    from upstream import devenv
-    from upstream.config import load_settings
+    from upstream.dev import env as devenv
+    from upstream.settings import load_settings
 
     env = devenv.airflow_env(load_settings())
     env["AIRFLOW_HOME"] = str(home)
@@ -138,7 +140,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def airflow_db():
     """Migrated Airflow metadata database (once per session)."""
-    from upstream import devenv
+    from upstream.dev import env as devenv
 
     devenv.migrate_airflow()
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]

@@ -53,7 +53,7 @@ def test_nightly_shape_per_agency(dagbag):
 
 
 def test_routing_status_sync_publishes_referral_events(dagbag):
-    from upstream.assets import REFERRAL_EVENTS
+    from upstream.airflow.assets import REFERRAL_EVENTS
 
     sync = dagbag.dags["upstream_routing"].get_task("sync_referral_events")
     assert list(sync.outlets) == [REFERRAL_EVENTS]
@@ -63,7 +63,7 @@ def test_outcomes_rebuild_after_load_or_status_sync_and_daily(dagbag):
     """Outcomes run on LOADED_CALLS | REFERRAL_EVENTS (either one, not both) or at 06:00."""
     from airflow.sdk import AssetAny, AssetOrTimeSchedule, CronTriggerTimetable
 
-    from upstream.assets import LOADED_CALLS, REFERRAL_EVENTS
+    from upstream.airflow.assets import LOADED_CALLS, REFERRAL_EVENTS
 
     schedule = dagbag.dags["upstream_outcomes"].timetable
     assert isinstance(schedule, AssetOrTimeSchedule)

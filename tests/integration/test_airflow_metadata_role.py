@@ -1,4 +1,4 @@
-"""`make run` (upstream.devenv) uses the least-privilege login upstream_airflow for Airflow's
+"""`make run` (upstream.dev.env) uses the least-privilege login upstream_airflow for Airflow's
 metadata database, and hands an existing superuser-owned database over to it in place."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from upstream import db, devenv
+from upstream.dev import env as devenv
+from upstream.warehouse import db
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ def _airflow(env_url: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_make_run_environment_uses_the_least_privilege_login(airflow_db):
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     conn_url = devenv.airflow_env(load_settings()).get(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])

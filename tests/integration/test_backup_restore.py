@@ -13,7 +13,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from upstream import db, generate, ingest
+from upstream import ingest
+from upstream.dev import generate
+from upstream.warehouse import db
 
 pytestmark = pytest.mark.integration
 

@@ -44,9 +44,8 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from upstream import generate
-from upstream.config import Settings, load_settings, pseudonym_key
 from upstream.contract import COLUMNS, REQUIRED_COLUMNS
+from upstream.dev import generate
 from upstream.ingest import (
     LoadResult,
     ManifestMissing,
@@ -56,6 +55,7 @@ from upstream.ingest import (
     verify_manifest,
 )
 from upstream.rules import RULES_BY_NAME
+from upstream.settings import Settings, load_settings, pseudonym_key
 
 pytestmark = pytest.mark.integration
 
@@ -296,7 +296,7 @@ def deliver(s: Settings, d: date, data: bytes | None, rows: int, /, *, manifest:
 
 
 def write_rows(s: Settings, d: date, rows: Sequence[Mapping[str, Any]], **kwargs: Any) -> None:
-    """The project's writer (upstream.generate.write_extract) for well-formed deliveries."""
+    """The project's writer (upstream.dev.generate.write_extract) for well-formed deliveries."""
     kwargs.setdefault("generated_at", generated_at(d))
     generate.write_extract(s.landing_dir, AGENCY, d, rows, **kwargs)
 

@@ -2,7 +2,7 @@
 
 Redis (127.0.0.1:6379) as broker, PostgreSQL as metadata database (through the least-privilege
 login upstream_airflow) and Celery result backend, scheduler, dag-processor, api-server and two
-Celery workers, all configured by upstream.devenv. The nightly DAG runs three days for three
+Celery workers, all configured by upstream.dev.env. The nightly DAG runs three days for three
 agencies (a backfill through the REST API), then routing against the reference outreach
 service. Meanwhile one worker is SIGKILLed while it loads a file, and the same files are loaded
 with dag.test() (in-process, LocalExecutor semantics) into another warehouse. Proves: tasks
@@ -70,7 +70,7 @@ def _redis_or_skip():
 
 
 def _create_db(server_url: str, name: str) -> str:
-    from upstream.db import with_database
+    from upstream.warehouse.db import with_database
 
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -126,10 +126,12 @@ def celery_run(server_url, airflow_db):
     redis_client = _redis_or_skip()
     from outreach_ref import ServiceConfig
     from outreach_ref.testing import run_server
-    from upstream import db, devenv, generate
-    from upstream.config import load_settings
-    from upstream.devstack import CeleryStack
-    from upstream.run_dag import load_dag, nightly_logical_date, run_nightly_for
+    from upstream.airflow.run import load_dag, nightly_logical_date, run_nightly_for
+    from upstream.dev import env as devenv
+    from upstream.dev import generate
+    from upstream.dev.stack import CeleryStack
+    from upstream.settings import load_settings
+    from upstream.warehouse import db
 
     tag = uuid.uuid4().hex[:8]
     home = TEST_ROOT / f"celery-{tag}"

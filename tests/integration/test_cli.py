@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from upstream import generate
+from upstream.dev import generate
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,9 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests.integration import test_outcomes
-from upstream import db, outcomes, service_level
+from upstream import outcomes
+from upstream.outcomes import service_level
+from upstream.warehouse import db
 
 pytestmark = [pytest.mark.integration,
               # lifelines 0.30.3 on pandas 3 (requirements-nodeps.txt): its own call style
@@ -593,7 +595,7 @@ def test_the_release_needs_its_rounding_key(scenario, warehouse_url):
 
 @pytest.fixture(scope="module")
 def board_report(scenario, warehouse_url, tmp_path_factory):
-    from upstream import report
+    from upstream.outcomes import report
 
     release = report.load_release("WPS", report.parse_quarter("2024-Q2"), url=warehouse_url)
     html = report.render_html(release)
@@ -604,7 +606,7 @@ def board_report(scenario, warehouse_url, tmp_path_factory):
 
 
 def test_board_report_reads_the_release_tier_only(scenario, warehouse_url, board_report):
-    from upstream import report
+    from upstream.outcomes import report
 
     release = board_report["release"]
     assert release.agency == "WPS" and release.quarter == date(2024, 4, 1)

@@ -1,4 +1,4 @@
-"""Bulk history import (upstream.history) against real PostgreSQL and real GX.
+"""Bulk history import (upstream.ingest.history) against real PostgreSQL and real GX.
 
 * the warehouse it leaves equals loading the same files night by night, as the nightly DAG's
   tasks do (verify, then validate and load), with generated data: corrections across days,
@@ -28,8 +28,11 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from upstream import generate, history, ingest, orchestration
-from upstream.config import Settings
+from upstream import ingest
+from upstream.airflow import tasks as orchestration
+from upstream.dev import generate
+from upstream.ingest import history
+from upstream.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +50,7 @@ def env(upstream_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     # generated days have ~8 rows: one bad row must not refuse the whole file
     monkeypatch.setenv("UPSTREAM_QUARANTINE_MAX_SHARE", "0.3")
     monkeypatch.setenv("UPSTREAM_AGENCIES", ",".join(AGENCIES))
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     return load_settings()
 
@@ -217,7 +220,7 @@ def test_lock_excludes_nightly_load_and_import(env: Settings, warehouse_url: str
 
 
 def _cli(env: Settings, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "upstream.cli", "import-history", *args],
+    return subprocess.Popen([sys.executable, "-m", "upstream.dev.cli", "import-history", *args],
                             env=os.environ.copy(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -271,7 +274,7 @@ def test_cli_refuses_bad_arguments_clearly(env: Settings) -> None:
 
 def test_dag_imports_and_logs_progress_and_summary(env: Settings, airflow_db, warehouse_url: str,
                                                     capfd: pytest.CaptureFixture) -> None:
-    from upstream.run_dag import load_dag
+    from upstream.airflow.run import load_dag
 
     days = [date(2016, 9, 1), date(2016, 9, 2)]
     generate.generate(env.landing_dir, days[0], days[-1], ["WPS"], seed=8)
@@ -290,7 +293,8 @@ def test_dag_imports_and_logs_progress_and_summary(env: Settings, airflow_db, wa
 
 def test_data_docs_offline_bounded_and_purged_by_retention(env: Settings, warehouse_url: str,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from upstream import datadocs, retention
+    from upstream import retention
+    from upstream.validate import datadocs
 
     monkeypatch.setattr(datadocs, "INDEX_LIMIT", 2)
     days = [date(2015, 4, 1) + timedelta(days=i) for i in range(3)]
@@ -331,8 +335,8 @@ def test_data_docs_offline_bounded_and_purged_by_retention(env: Settings, wareho
 
 def test_make_run_imports_a_pre_launch_year_through_the_bulk_path(env: Settings,
                                                                   warehouse_url: str) -> None:
-    from upstream import devserver
-    from upstream.cli import DEMO_START
+    from upstream.dev import server as devserver
+    from upstream.dev.cli import DEMO_START
 
     first = devserver.import_demo_history(env, days=3)  # make run: DEMO_HISTORY_DAYS (365)
     assert first.files_loaded == 3 * len(AGENCIES) and not first.refused

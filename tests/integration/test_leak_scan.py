@@ -18,8 +18,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from upstream import generate, ingest
-from upstream.run_dag import load_dag, run_nightly_for
+from upstream import ingest
+from upstream.airflow.run import load_dag, run_nightly_for
+from upstream.dev import generate
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +84,7 @@ def _search_files(folder: Path, pattern: str) -> list[str]:
 
 
 def test_no_canary_escapes(upstream_env, airflow_db, outreach, warehouse_url, capfd):
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     settings = load_settings()
     consented = {n: _canaries("C", n) for n in (1, 2, 3)}

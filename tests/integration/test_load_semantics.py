@@ -28,10 +28,10 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from upstream import generate
-from upstream.config import Settings, load_settings, pseudonym_key
 from upstream.contract import COLUMNS
+from upstream.dev import generate
 from upstream.ingest import LoadResult, load_extract, pseudonym
+from upstream.settings import Settings, load_settings, pseudonym_key
 
 pytestmark = pytest.mark.integration
 
@@ -564,7 +564,7 @@ def test_set_based_integrity_check_catches_broken_references(warehouse_url: str)
     """The merge's set-based check (it replaces per-row foreign keys, migration 006) really
     counts what a foreign key would have refused: a contact without its current call, and
     versions of an unregistered file."""
-    from upstream import db
+    from upstream.warehouse import db
 
     truncate(warehouse_url)
     check = db.read_sql("load/check_integrity.sql")

@@ -44,8 +44,6 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from upstream.config import REPO_ROOT
-from upstream.db import with_database
 from upstream.monitoring import data
 from upstream.monitoring.views import (
     COUNT,
@@ -60,6 +58,8 @@ from upstream.monitoring.views import (
     VIEWS,
     Filters,
 )
+from upstream.settings import REPO_ROOT
+from upstream.warehouse.db import with_database
 
 pytestmark = pytest.mark.integration
 
@@ -767,11 +767,11 @@ def _login(chrome: Chrome, server: Server, url: str, ready: str) -> None:
 
 
 def test_data_docs_offline_behind_login(api_server, chrome):
-    """Data Docs (upstream.datadocs) served by the plugin: login required, no external asset."""
+    """Data Docs (upstream.validate.datadocs) served by the plugin: login required, no external asset."""
     from types import SimpleNamespace
 
-    from upstream import datadocs
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
+    from upstream.validate import datadocs
 
     # A checkpoint result's shape (the pages are rendered from real GX runs in test_history).
     checks = [SimpleNamespace(success=ok, result={"observed_value": n},

@@ -16,8 +16,8 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from upstream import generate
-from upstream.run_dag import load_dag, run_day, run_nightly_for
+from upstream.airflow.run import load_dag, run_day, run_nightly_for
+from upstream.dev import generate
 
 pytestmark = pytest.mark.integration
 
@@ -170,7 +170,7 @@ def test_real_volume_day_logs_outcome_first_and_alerts_with_its_run(upstream_env
     end = next(i for i, m in enumerate(messages) if "end task task_id=WPS.validate_and_load" in m)
     task_log = [r for r in records[begin:end] if not r[0].startswith("airflow")]
     assert task_log, messages[begin:end]
-    assert task_log[0][0] == "upstream.orchestration"
+    assert task_log[0][0] == "upstream.airflow.tasks"
     assert re.fullmatch(r"WPS 2024-06-01: LOADED: 8 rows in file, 7 loaded, 1 quarantined, "
                         r"0 stale; Data Docs: file:///\S+/index\.html", task_log[0][2]), task_log[0]
     noise = [r for r in task_log if r[1] < logging.WARNING and not r[0].startswith("upstream")]
@@ -206,7 +206,7 @@ def test_a_day_years_before_start_date_loads_through_dag_test_run_conf(upstream_
 def test_one_load_per_agency_at_a_time(upstream_env, warehouse_url):
     """The lock that replaced max_active_runs=1: one agency's loads wait for each other,
     another agency's do not."""
-    from upstream.locks import AgencyBusy, agency_load_lock
+    from upstream.warehouse.locks import AgencyBusy, agency_load_lock
 
     order: list[str] = []
     with agency_load_lock("WPS", warehouse_url):

@@ -31,7 +31,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from upstream import generate, ingest, outcomes
+from upstream import ingest, outcomes
+from upstream.dev import generate
 
 pytestmark = pytest.mark.integration
 
@@ -183,7 +184,7 @@ def scenario(warehouse_url, tmp_path_factory):
         with psycopg.connect(warehouse_url, autocommit=True) as conn:
             conn.execute("SET session_replication_role = replica")
             conn.execute("TRUNCATE " + ", ".join(WAREHOUSE_TABLES) + " RESTART IDENTITY CASCADE")
-        from upstream.config import load_settings
+        from upstream.settings import load_settings
 
         info = _build_scenario(load_settings(), warehouse_url)
         info["build"] = outcomes.rebuild_outcomes(warehouse_url)
@@ -567,7 +568,7 @@ def test_two_rebuilds_at_once_take_turns(scenario, warehouse_url):
 
 
 def test_rebuild_of_an_empty_warehouse(server_url):
-    from upstream import db
+    from upstream.warehouse import db
 
     name = f"upstream_empty_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as conn:

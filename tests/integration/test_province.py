@@ -19,7 +19,7 @@ PROVINCE = [f"P{string.ascii_uppercase[i // 26]}{string.ascii_uppercase[i % 26]}
 
 def test_fifty_agencies_are_fifty_independent_task_groups(upstream_env, airflow_db, monkeypatch):
     monkeypatch.setenv("UPSTREAM_AGENCIES", ",".join(PROVINCE))
-    from upstream.run_dag import load_dag
+    from upstream.airflow.run import load_dag
 
     dag = load_dag()
     groups = {t.task_id.split(".")[0] for t in dag.tasks}

@@ -18,8 +18,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from upstream import generate, ingest
-from upstream.config import load_settings
+from upstream import ingest
+from upstream.dev import generate
+from upstream.settings import load_settings
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ def _outbox(url) -> dict[str, tuple[str, str | None]]:
 def test_wall_clock_window_sends_only_recent_calls_after_launch(upstream_env, outreach,
                                                                warehouse_url, monkeypatch,
                                                                caplog):
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     today = datetime.now(TZ).date()
     monkeypatch.setenv("UPSTREAM_ROUTING_CLOCK", "wall")
@@ -58,7 +58,7 @@ def test_wall_clock_window_sends_only_recent_calls_after_launch(upstream_env, ou
 def test_a_referral_never_sent_expires_when_it_ages_out(upstream_env, outreach, warehouse_url,
                                                        monkeypatch):
     from upstream import routing
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     monkeypatch.setenv("UPSTREAM_REFERRAL_MAX_AGE_DAYS", "30")
     settings = load_settings()

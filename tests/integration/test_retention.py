@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from upstream import generate, ingest, retention, routing
+from upstream import ingest, retention, routing
+from upstream.dev import generate
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +109,7 @@ def _bad_phone_row() -> dict:
 
 def _setup(monkeypatch, tmp_path: Path, warehouse_url: str):
     """(Airflow log folder, settings, Warehouse) for a run that quarantines one row in four."""
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     # one quarantined row out of four must not refuse the file
     monkeypatch.setenv("UPSTREAM_QUARANTINE_MAX_SHARE", "0.5")
@@ -300,7 +301,7 @@ def test_retention_dag_runs_end_to_end(upstream_env, airflow_db, warehouse_url, 
                                        monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
-    from upstream.config import REPO_ROOT
+    from upstream.settings import REPO_ROOT
 
     logs, settings, wh = _setup(monkeypatch, tmp_path, warehouse_url)
     now = datetime.now(UTC)

@@ -89,7 +89,7 @@ def test_role_privileges(warehouse_url, upstream_env, role, statement, allowed):
 
 def test_tasks_work_as_their_roles(upstream_env, monkeypatch):
     """db.connect(role=...) really switches: the loader's session cannot read names."""
-    from upstream import db
+    from upstream.warehouse import db
 
     with db.connect(role=db.LOADER) as conn:
         assert conn.execute("SELECT current_user AS u").fetchone()["u"] == "upstream_loader"

@@ -15,7 +15,8 @@ import httpx
 import psycopg
 import pytest
 
-from upstream import generate, ingest, routing
+from upstream import ingest, routing
+from upstream.dev import generate
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,7 @@ def _disclosures(url) -> dict[str, list[str]]:
 
 
 def test_generated_weeks_route_exactly_the_eligible_once(upstream_env, outreach, warehouse_url):
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     settings = load_settings()
     days = generate.generate(settings.landing_dir, date(2024, 6, 1), date(2024, 6, 14), ["WPS"],
@@ -97,7 +98,7 @@ def test_generated_weeks_route_exactly_the_eligible_once(upstream_env, outreach,
 
 
 def test_corrections_change_eligibility(upstream_env, outreach, warehouse_url):
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     settings = load_settings()
     d1, d2, d3 = date(2024, 6, 1), date(2024, 6, 2), date(2024, 6, 3)
@@ -145,7 +146,7 @@ def test_corrections_change_eligibility(upstream_env, outreach, warehouse_url):
 
 def test_faults_retries_and_throttling_deliver_each_once(upstream_env, outreach, warehouse_url,
                                                          monkeypatch):
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     monkeypatch.setenv("UPSTREAM_OUTREACH_MAX_ATTEMPTS", "15")
     settings = load_settings()
@@ -169,7 +170,7 @@ def test_faults_retries_and_throttling_deliver_each_once(upstream_env, outreach,
 
 
 def test_server_restarted_mid_batch(upstream_env, outreach, warehouse_url):
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     settings = load_settings()
     rows = [_row(n, date(2024, 6, 1), **_eligible()) for n in range(1, 31)]
@@ -197,7 +198,7 @@ def test_server_restarted_mid_batch(upstream_env, outreach, warehouse_url):
 
 def test_worker_killed_between_send_and_commit(upstream_env, outreach, warehouse_url):
     """The server stores the referral, the sender dies before recording: no duplicate."""
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     settings = load_settings()
     _load(settings, date(2024, 6, 1), [_row(n, date(2024, 6, 1), **_eligible()) for n in (1, 2, 3)])
@@ -227,7 +228,7 @@ def test_worker_killed_between_send_and_commit(upstream_env, outreach, warehouse
 
 
 def test_422_and_409_are_parked_visibly_and_retriable(upstream_env, outreach, warehouse_url):
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     settings = load_settings()
     bad_language = _row(1, date(2024, 6, 1), **_eligible(victim_language="zz"))
@@ -264,7 +265,7 @@ def test_422_and_409_are_parked_visibly_and_retriable(upstream_env, outreach, wa
 
 
 def test_audit_log_refuses_update_and_delete(upstream_env, outreach, warehouse_url):
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     settings = load_settings()
     _load(settings, date(2024, 6, 1), [_row(1, date(2024, 6, 1), **_eligible())])
@@ -285,7 +286,7 @@ def test_audit_log_refuses_update_and_delete(upstream_env, outreach, warehouse_u
 
 
 def test_event_sync_is_idempotent_and_keeps_its_cursor(upstream_env, outreach, warehouse_url):
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     settings = load_settings()
     _load(settings, date(2024, 6, 1), [_row(n, date(2024, 6, 1), **_eligible()) for n in range(1, 9)])

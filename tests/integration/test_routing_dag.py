@@ -10,7 +10,7 @@ import pytest
 from support.receivers import webhook_receiver
 from support.rows import load, row
 
-from upstream.run_dag import load_dag
+from upstream.airflow.run import load_dag
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def _task_states(dag_run) -> dict[str, str]:
 
 def test_connection_first_then_401_stops_and_alerts(upstream_env, airflow_db, outreach,
                                                     monkeypatch):
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     load(load_settings(), DAY, [row(1, DAY)])
     # the environment points nowhere: only the Airflow connection can make this work

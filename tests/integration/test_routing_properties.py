@@ -29,7 +29,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from upstream import generate, ingest, routing
+from upstream import ingest, routing
+from upstream.dev import generate
 
 pytestmark = pytest.mark.integration
 
@@ -164,7 +165,7 @@ def test_outreach_holds_exactly_the_eligible(plans, faults, seed, upstream_env, 
                                               warehouse_url, reset_warehouse):
     import shutil
 
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     reset_warehouse()
     outreach.reset()
@@ -238,7 +239,7 @@ def test_outreach_holds_exactly_the_eligible(plans, faults, seed, upstream_env, 
 
 
 def test_withdrawal_end_to_end_deletes_contact_everywhere(upstream_env, outreach, warehouse_url):
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     s = load_settings()
     first = _row(1, 1, "given")

@@ -29,7 +29,7 @@ DAY1, DAY2 = date(2024, 6, 1), date(2024, 6, 2)
 @pytest.fixture
 def settings(upstream_env, outreach):
     """Settings read after the outreach fixture pointed Upstream at the reference service."""
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     return load_settings()
 

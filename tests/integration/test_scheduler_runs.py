@@ -30,8 +30,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from upstream import db, generate
-from upstream.config import REPO_ROOT
+from upstream.dev import generate
+from upstream.settings import REPO_ROOT
+from upstream.warehouse import db
 
 pytestmark = pytest.mark.integration
 

@@ -35,7 +35,8 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from upstream import generate, ingest, outcomes, routing
+from upstream import ingest, outcomes, routing
+from upstream.dev import generate
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +123,7 @@ def _published_or_exact(conn, month: date, measure: str) -> tuple[int | None, in
 
 def test_five_months_report_what_the_generator_put_in(upstream_env, outreach, warehouse_url,
                                                       no_data_docs):
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     settings = load_settings()
     days = generate.generate(settings.landing_dir, START, END, ["WPS"], seed=SEED)

@@ -6,7 +6,8 @@ import random
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from upstream import generate, ingest, routing
+from upstream import ingest, routing
+from upstream.dev import generate
 
 TZ = ZoneInfo("America/Toronto")
 ELIGIBLE = {"clearance_status": "cleared_otherwise_complainant_request", "charges_laid": 0,

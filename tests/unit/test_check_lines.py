@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from upstream.check import record_lines
+from upstream.validate.check import record_lines
 
 
 def test_line_numbers_follow_quoted_line_breaks(tmp_path):

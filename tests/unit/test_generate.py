@@ -1,4 +1,4 @@
-"""Tests for the demo data generator (upstream.generate).
+"""Tests for the demo data generator (upstream.dev.generate).
 
 The row checker below is written from the contract (ipv-call-extract-v1), independently of the
 generator, so a generator bug cannot hide behind shared code.
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from upstream import generate as g
+from upstream.dev import generate as g
 
 TORONTO = ZoneInfo("America/Toronto")
 

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 
 # Importing Airflow without AIRFLOW_HOME creates ~/airflow/logs; keep test runs self-contained.
-# This must run before anything imports airflow (upstream.notify imports airflow.sdk).
+# This must run before anything imports airflow (upstream.alerts.notify imports airflow.sdk).
 if "AIRFLOW_HOME" not in os.environ:
     os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="upstream-test-airflow-home-")
     atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
@@ -31,8 +31,8 @@ import pytest  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
 from airflow.sdk.exceptions import AirflowSensorTimeout  # noqa: E402
 
-from upstream import notify  # noqa: E402
-from upstream.config import load_settings  # noqa: E402
+from upstream.alerts import notify  # noqa: E402
+from upstream.settings import load_settings  # noqa: E402
 
 BASE_URL = "http://airflow.upstream.test:8080"
 DAG_ID = "upstream_nightly"

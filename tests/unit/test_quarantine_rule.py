@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from upstream.config import load_settings
 from upstream.ingest import quarantine_refusal, quarantine_refuses
+from upstream.settings import load_settings
 
 
 @pytest.fixture

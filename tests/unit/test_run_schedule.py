@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from upstream.dates import manifest_deadline
-from upstream.locks import agency_key
+from upstream.airflow.dates import manifest_deadline
+from upstream.warehouse.locks import agency_key
 
 TORONTO = ZoneInfo("America/Toronto")
 
@@ -37,7 +37,7 @@ def _context(day: date) -> dict:
 
 
 def test_a_day_whose_deadline_is_ahead_waits(landing):
-    from upstream.orchestration import manifest_arrived
+    from upstream.airflow.tasks import manifest_arrived
 
     day = date(2024, 5, 10)
     deadline = manifest_deadline(day, TORONTO, 6 * 3600)
@@ -47,7 +47,7 @@ def test_a_day_whose_deadline_is_ahead_waits(landing):
 def test_a_day_whose_deadline_passed_fails_at_once_naming_the_folder(landing):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from upstream.orchestration import manifest_arrived
+    from upstream.airflow.tasks import manifest_arrived
 
     day = date(2024, 5, 10)
     deadline = manifest_deadline(day, TORONTO, 6 * 3600)
@@ -71,8 +71,8 @@ def test_agency_lock_keys_are_distinct_and_fit_int4():
 
 def test_airflow_uses_the_agencies_time_zone(tmp_path, monkeypatch):
     """UPSTREAM_TIMEZONE becomes Airflow's default time zone (naive CLI dates, log times)."""
-    from upstream import devenv
-    from upstream.config import load_settings
+    from upstream.dev import env as devenv
+    from upstream.settings import load_settings
 
     monkeypatch.setenv("UPSTREAM_HOME", str(tmp_path))
     monkeypatch.setenv("UPSTREAM_TIMEZONE", "America/Winnipeg")

@@ -12,7 +12,7 @@ def test_secrets_are_masked_in_task_logs(monkeypatch, caplog):
                        "postgresql://upstream:db-password-never-logged@db.example.org/upstream")
     from airflow.sdk._shared.secrets_masker.secrets_masker import redact
 
-    from upstream.orchestration import mask_runtime_secrets
+    from upstream.airflow.tasks import mask_runtime_secrets
 
     assert mask_runtime_secrets() == ["pseudonym_secret", "outreach_token", "warehouse_password"]
     line = ("key pseudonym-key-that-must-never-be-logged token "

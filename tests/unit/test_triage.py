@@ -49,7 +49,7 @@ def test_payload_carries_only_the_contract_fields():
            # present in the row, must never leave:
            "narrative": "x", "accused_key": "k", "address_key": "a", "postal_code": "N9A 1A1",
            "birth_year": 1990, "victim_key": "v"}
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     payload = build_payload(row, load_settings())
     assert set(payload) == {"referral_id", "agency_code", "incident_ref", "call_received_at",

@@ -5,10 +5,10 @@ Routes (under the plugin's url_prefix, /upstream-monitoring):
 * ``GET /``                   the page: charts and tables for one agency and a period
 * ``GET /csv/<view>.csv``     one published view as CSV, same filters (no agency: all agencies)
 * ``GET /report/board.html``  the quarterly board report, built only from the release tier
-  (``upstream.report``: read as role upstream_public); ``/report/board.pdf`` the same as PDF.
+  (``upstream.outcomes.report``: read as role upstream_public); ``/report/board.pdf`` the same as PDF.
   Query parameters ``agency`` and ``quarter=2024-Q3`` (default: the latest quarter)
 
-* ``GET /data-docs/``         the agencies' Data Docs (upstream.datadocs: self-contained pages)
+* ``GET /data-docs/``         the agencies' Data Docs (upstream.validate.datadocs: self-contained pages)
 * ``GET /data-docs/<AGENCY>/[<page>.html]``  an agency's Data Docs index, or one validation
 
 Query parameters: ``agency=WPS``, ``from=2024-01``, ``to=2024-06`` (months, inclusive).
@@ -74,7 +74,7 @@ def auth_dependency():
 
 def _now_text() -> str:
     try:
-        from upstream.config import load_settings
+        from upstream.settings import load_settings
 
         tz = load_settings().timezone
     except Exception:
@@ -180,7 +180,7 @@ def create_app(*, protect: bool = True) -> FastAPI:
     @app.get("/report/board.{fmt}")
     async def board_report(fmt: str, agency: Agency = None,
                            quarter: Annotated[str | None, Query()] = None) -> Response:
-        from upstream import report
+        from upstream.outcomes import report
 
         if fmt not in ("html", "pdf"):
             raise HTTPException(404, "no such report format")
@@ -227,9 +227,9 @@ def create_app(*, protect: bool = True) -> FastAPI:
 def _data_docs_home() -> str:
     import html
 
-    from upstream import datadocs
-    from upstream.config import load_settings
     from upstream.contract import AGENCY_CODE_RE
+    from upstream.settings import load_settings
+    from upstream.validate import datadocs
 
     gx_dir = load_settings().gx_dir
     agencies = sorted(p.name for p in gx_dir.iterdir() if AGENCY_CODE_RE.match(p.name)
@@ -243,9 +243,9 @@ def _data_docs_home() -> str:
 
 def _data_docs_file(agency: str, page: str):
     """The file for an agency's page, or None: names are checked, never joined blindly."""
-    from upstream import datadocs
-    from upstream.config import load_settings
     from upstream.contract import AGENCY_CODE_RE
+    from upstream.settings import load_settings
+    from upstream.validate import datadocs
 
     if not AGENCY_CODE_RE.match(agency) or not datadocs.PAGE_RE.match(page):
         return None

@@ -1,7 +1,7 @@
 """Reading the published views: read-only, as the least-privileged role available.
 
 Where the page connects: ``UPSTREAM_MONITORING_DATABASE_URL`` (a libpq URL) if set, else the
-warehouse (``upstream.db.warehouse_url()``: ``UPSTREAM_DATABASE_URL`` or the embedded server).
+warehouse (``upstream.warehouse.db.warehouse_url()``: ``UPSTREAM_DATABASE_URL`` or the embedded server).
 
 How it is kept to reading published figures:
 
@@ -54,7 +54,7 @@ def database_url() -> str:
     global _warehouse_url
     with _url_lock:
         if _warehouse_url is None:
-            from upstream.db import warehouse_url
+            from upstream.warehouse.db import warehouse_url
 
             _warehouse_url = warehouse_url()
         return _warehouse_url
@@ -200,7 +200,7 @@ def _read(conn: psycopg.Connection, filters: Filters, names: list[str],
 def _preferred_agency(available: list[str]) -> str:
     """The first configured agency (UPSTREAM_AGENCIES) that has figures, else the first one."""
     try:
-        from upstream.config import load_settings
+        from upstream.settings import load_settings
 
         configured = load_settings().agencies
     except Exception:  # a bad setting elsewhere must not take the page down

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from upstream.config import Settings, outreach_token
+from upstream.settings import Settings, outreach_token
 
 log = logging.getLogger(__name__)
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from upstream import db
-from upstream.config import Settings, load_settings
 from upstream.routing.client import Answer, OutreachClient, http_client
 from upstream.routing.errors import OutreachProtocolError, TransientDeliveryError
 from upstream.routing.outbox import RECIPIENT, audit, window
 from upstream.routing.payload import DISCLOSED_FIELDS, build_payload
 from upstream.routing.policy import RetryPolicy
 from upstream.routing.problems import describe_422
+from upstream.settings import Settings, load_settings
+from upstream.warehouse import db
 
 log = logging.getLogger(__name__)
 

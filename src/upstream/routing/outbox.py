@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, time, timedelta
 
-from upstream import db
-from upstream.config import Settings, load_settings, pseudonym_key
 from upstream.ingest import hmac_pads
+from upstream.settings import Settings, load_settings, pseudonym_key
+from upstream.warehouse import db
 
 log = logging.getLogger(__name__)
 

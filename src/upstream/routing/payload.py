@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from upstream.config import Settings
+from upstream.settings import Settings
 
 CONTACT_FIELDS = ("given_name", "family_name", "phone", "email", "preferred_contact",
                   "safe_contact_notes", "language")

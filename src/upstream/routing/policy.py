@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import tenacity
 
-from upstream.config import Settings
 from upstream.routing.client import Answer
 from upstream.routing.errors import OutreachAuthError
+from upstream.settings import Settings
 
 DEFAULT_RETRY_AFTER = 1.0
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 
-from upstream import db
-from upstream.config import Settings, load_settings
 from upstream.routing.client import OutreachClient, http_client
 from upstream.routing.errors import TransientDeliveryError
 from upstream.routing.policy import RetryPolicy
+from upstream.settings import Settings, load_settings
+from upstream.warehouse import db
 
 log = logging.getLogger(__name__)
 

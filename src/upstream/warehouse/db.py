@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from upstream.config import SQL_DIR, Settings, load_settings
+from upstream.settings import SQL_DIR, Settings, load_settings
 
 log = logging.getLogger(__name__)
 

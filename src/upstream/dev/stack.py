@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from upstream import db, devenv
+from upstream.dev import env as devenv
+from upstream.warehouse import db
 
 
 def free_port() -> int:

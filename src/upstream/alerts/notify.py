@@ -1,6 +1,6 @@
 """Tell the data team when the nightly pipeline is in trouble.
 
-Two channels, each optional and configured through ``upstream.config.load_settings()``:
+Two channels, each optional and configured through ``upstream.settings.load_settings()``:
 
 * e-mail through the Airflow SMTP provider (``SmtpHook``, connection ``settings.smtp_conn_id``),
   sent when ``UPSTREAM_ALERT_EMAIL_TO`` lists at least one address;
@@ -11,7 +11,7 @@ is the last line of defence (e-mail addresses, phone numbers and Canadian postal
 masked, and the text is cut to 500 characters).
 
 DAG files import this module at parse time, so module scope imports only the standard library,
-``upstream.config`` and ``airflow.sdk``; the SMTP provider is imported when an e-mail is sent.
+``upstream.settings`` and ``airflow.sdk``; the SMTP provider is imported when an e-mail is sent.
 
 The SMTP connection is an ordinary Airflow connection. Without a metadata database it can be
 given as an environment variable, for example::
@@ -39,7 +39,7 @@ from urllib.parse import quote, urlsplit
 
 from airflow.sdk import BaseNotifier
 
-from upstream.config import Settings, load_settings
+from upstream.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 

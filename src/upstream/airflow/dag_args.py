@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from upstream.config import int_setting
-from upstream.notify import DataTeamNotifier
+from upstream.alerts.notify import DataTeamNotifier
+from upstream.settings import int_setting
 
 
 def default_args(*, retry_delay: timedelta | None = None,

@@ -40,7 +40,7 @@ def extract_date_for_run(params: Mapping | None, logical_date: datetime | None,
 
 
 def extract_date_from_context(context: Mapping) -> date:
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     dag_run = context.get("dag_run")
     return extract_date_for_run(

@@ -42,8 +42,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from upstream import db
-from upstream.config import load_settings
+from upstream.settings import load_settings
+from upstream.warehouse import db
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +125,9 @@ RELEASE_VIEWS = (
 
 
 def launch_date() -> date:
-    """The program's launch (UPSTREAM_PROGRAM_LAUNCH_DATE, read by upstream.config): calls
+    """The program's launch (UPSTREAM_PROGRAM_LAUNCH_DATE, read by upstream.settings): calls
     before it form the baseline here, and are never referred by routing."""
-    from upstream.config import load_settings
+    from upstream.settings import load_settings
 
     return load_settings().program_launch_date
 

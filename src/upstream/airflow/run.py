@@ -14,7 +14,7 @@ Run history is a record, so every run added here is NEW and no other run is touc
   runner installs its own SIGTERM handler and never restores it: in the same process, SIGTERM
   would be swallowed after the first task (measured: ignored for minutes).
 
-Needs the Airflow environment from upstream.devenv (bootstrap) to be applied first.
+Needs the Airflow environment from upstream.dev.env (bootstrap) to be applied first.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 
-from upstream.config import REPO_ROOT, load_settings
+from upstream.settings import REPO_ROOT, load_settings
 
 NIGHTLY_DAG_ID = "upstream_nightly"
 STEPS = ("wait_for_manifest", "verify_manifest", "validate_and_load")
@@ -237,7 +237,7 @@ def _agency_outcome(agency: str, states: dict, load: dict | None, day: date,
 
 
 def _refusal_reason(agency: str, day: date, since: datetime | None) -> str | None:
-    from upstream import db
+    from upstream.warehouse import db
 
     with db.connect(role=db.LOADER) as conn:
         row = conn.execute(
@@ -260,7 +260,7 @@ def run_days(days: list[date], emit: Callable[[DayResult], None]) -> list[DayRes
     """
     read_fd, write_fd = os.pipe()
     child = subprocess.Popen(
-        [sys.executable, "-m", "upstream.run_dag", "--result-fd", str(write_fd),
+        [sys.executable, "-m", "upstream.airflow.run", "--result-fd", str(write_fd),
          *(d.isoformat() for d in days)],
         pass_fds=(write_fd,), start_new_session=True)  # Ctrl-C reaches the parent only
     os.close(write_fd)
@@ -314,7 +314,7 @@ def _stop_child(child: subprocess.Popen) -> None:
 
 
 def _child_main(argv: list[str]) -> int:
-    """`python -m upstream.run_dag --result-fd N DAY...`: JSON lines to fd N."""
+    """`python -m upstream.airflow.run --result-fd N DAY...`: JSON lines to fd N."""
     fd, days = int(argv[1]), [date.fromisoformat(a) for a in argv[2:]]
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         def send(record: dict) -> None:

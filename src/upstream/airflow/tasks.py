@@ -12,8 +12,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 from upstream import ingest
-from upstream.config import load_settings
-from upstream.dates import extract_date_from_context, manifest_deadline
+from upstream.airflow.dates import extract_date_from_context, manifest_deadline
+from upstream.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def mask_runtime_secrets() -> list[str]:
     import psycopg
     from airflow.sdk.log import mask_secret
 
-    from upstream.config import outreach_token, pseudonym_key
+    from upstream.settings import outreach_token, pseudonym_key
 
     registered = []
     # names must look sensitive to Airflow (secret, token, password) or it will not mask them
@@ -86,7 +86,7 @@ def verify_manifest(agency: str, context: Mapping) -> dict:
 
 def _record_refusal(agency, day, exc) -> None:
     """Refusals before a file is registered still belong in the data-quality history."""
-    from upstream import db
+    from upstream.warehouse import db
 
     csv_path, _ = ingest.delivery_paths(load_settings().landing_dir, agency, day)
     if not csv_path.is_file():
@@ -121,7 +121,7 @@ def quiet_library_logs() -> None:
 def validate_and_load(agency: str, context: Mapping) -> dict:
     quiet_library_logs()
     mask_runtime_secrets()
-    from upstream import notify
+    from upstream.alerts import notify
 
     settings = load_settings()
     day = extract_date_from_context(context)
@@ -130,7 +130,7 @@ def validate_and_load(agency: str, context: Mapping) -> dict:
     dag_id = getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None)
     run_id = getattr(ti, "run_id", None) or getattr(dag_run, "run_id", None)
     run_name = f"{agency}_{day.isoformat()}_{run_id or 'manual'}"
-    from upstream.locks import agency_load_lock
+    from upstream.warehouse.locks import agency_load_lock
 
     try:
         # Runs of several days may be active at once; one agency's days merge one at a time.

@@ -31,10 +31,10 @@ import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from upstream import db
-from upstream.config import Settings, int_setting, load_settings
 from upstream.contract import AGENCY_CODE_RE
 from upstream.ingest import COPY_BLOCK, LOAD_LOCK_NAMESPACE, delivery_paths
+from upstream.settings import Settings, int_setting, load_settings
+from upstream.warehouse import db
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,8 @@ PURGE_RECIPIENT = "none: local deletion"
 
 
 # --- settings --------------------------------------------------------------------------------
-# Read here (not in upstream.config) so this module owns its settings; see the README table.
-# Parsed with upstream.config's own reader.
+# Read here (not in upstream.settings) so this module owns its settings; see the README table.
+# Parsed with upstream.settings's own reader.
 
 
 def _at_least_one_day(name: str, days: int) -> int:
@@ -78,7 +78,7 @@ def data_docs_retention_days() -> int:
 
 
 def file_retention_days(settings: Settings) -> int:
-    """UPSTREAM_FILE_RETENTION_DAYS, read by upstream.config (default 30)."""
+    """UPSTREAM_FILE_RETENTION_DAYS, read by upstream.settings (default 30)."""
     return _at_least_one_day("UPSTREAM_FILE_RETENTION_DAYS", settings.file_retention_days)
 
 
@@ -388,9 +388,9 @@ def purge_task_logs(now: datetime | None = None, *, folder: Path | None = None,
 def purge_data_docs(now: datetime | None = None, *, gx_dir: Path | None = None,
                     url: str | None = None) -> dict:
     """Delete GX validation results and Data Docs pages older than the retention period (by
-    mtime) and drop them from the Data Docs index (upstream.datadocs), so neither the disk nor
+    mtime) and drop them from the Data Docs index (upstream.validate.datadocs), so neither the disk nor
     a night's validation grows with history."""
-    from upstream import datadocs
+    from upstream.validate import datadocs
 
     now = _clock(now)
     days = data_docs_retention_days()

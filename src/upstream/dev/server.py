@@ -16,8 +16,8 @@ import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
-from upstream import devenv
-from upstream.config import load_settings
+from upstream.dev import env as devenv
+from upstream.settings import load_settings
 
 COMPONENTS = (
     ("api-server", ["api-server", "--port", "8080"]),
@@ -54,7 +54,7 @@ def _outreach_command(settings, env):
     """The reference outreach service, unless UPSTREAM_OUTREACH_URL points elsewhere."""
     from urllib.parse import urlsplit
 
-    from upstream.config import outreach_token
+    from upstream.settings import outreach_token
 
     parts = urlsplit(settings.outreach_url)
     if parts.hostname not in ("127.0.0.1", "localhost"):
@@ -90,8 +90,9 @@ def import_demo_history(settings, days: int = DEMO_HISTORY_DAYS, seed: int = 7):
     """A year of pre-launch extracts (generated) through the bulk history import, so the
     monitoring view's baseline cohort and repeat-contact figures are real on first start.
     Files already imported are skipped (sha256), so a restart costs the checksums only."""
-    from upstream import generate, history
-    from upstream.cli import DEMO_START
+    from upstream.dev import generate
+    from upstream.dev.cli import DEMO_START
+    from upstream.ingest import history
 
     start, end = DEMO_START - timedelta(days=days), DEMO_START - timedelta(days=1)
     if not (settings.landing_dir / settings.agencies[0]
@@ -103,8 +104,8 @@ def import_demo_history(settings, days: int = DEMO_HISTORY_DAYS, seed: int = 7):
 
 
 def run_local_stack(demo: bool = True) -> int:
-    from upstream import generate
-    from upstream.cli import DEMO_DAYS, DEMO_START
+    from upstream.dev import generate
+    from upstream.dev.cli import DEMO_DAYS, DEMO_START
 
     settings = load_settings()
     print(f"Upstream home: {settings.home}", flush=True)

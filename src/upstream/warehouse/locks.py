@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from upstream import db
+from upstream.warehouse import db
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import json
 from datetime import date
 from typing import Any
 
-from upstream import db
-from upstream.config import Settings, load_settings
+from upstream.settings import Settings, load_settings
+from upstream.warehouse import db
 
 STYLES = {"loaded": "green", "refused": "bold red", "missing": "yellow", "loading": "yellow",
           "superseded": "dim", "ignored_older": "dim"}

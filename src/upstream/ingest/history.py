@@ -34,9 +34,10 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from upstream import db, ingest
-from upstream.config import Settings, load_settings, pseudonym_key
+from upstream import ingest
 from upstream.contract import COLUMNS
+from upstream.settings import Settings, load_settings, pseudonym_key
+from upstream.warehouse import db
 
 log = logging.getLogger(__name__)
 
@@ -434,8 +435,8 @@ class _Batch:
 
     def _validate(self, files: list[_File]) -> None:
         """Typed table, one GX checkpoint for the batch, quarantine, refusal share."""
-        from upstream import validation
         from upstream.rules import RULES
+        from upstream.validate import suite as validation
 
         conn = self.conn
         began = time.perf_counter()
@@ -644,7 +645,7 @@ def run_from_context(context) -> dict:
     """The `upstream_history_import` DAG's task: params in, summary out (and in the log)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from upstream.orchestration import mask_runtime_secrets
+    from upstream.airflow.tasks import mask_runtime_secrets
 
     mask_runtime_secrets()
     params = context.get("params") or {}

@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from upstream import db
-from upstream.config import REPO_ROOT, Settings, load_settings, pseudonym_key
+from upstream.settings import REPO_ROOT, Settings, load_settings, pseudonym_key
+from upstream.warehouse import db
 
 AIRFLOW_USER = "datateam"
 # Airflow's own metadata database is used through this login only (created by
@@ -139,7 +139,7 @@ def celery_env(broker_url: str, metadata_sqlalchemy_url: str, *,
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_sqlalchemy_url,
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
-        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "upstream.devenv.node_name",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "upstream.dev.env.node_name",
     }
 
 

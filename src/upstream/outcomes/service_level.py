@@ -18,7 +18,8 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from upstream import db, notify
+from upstream.alerts import notify
+from upstream.warehouse import db
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_generate(args) -> int:
-    from upstream import generate
-    from upstream.config import load_settings
+    from upstream.dev import generate
+    from upstream.settings import load_settings
 
     settings = load_settings()
     landing = Path(args.landing) if args.landing else settings.landing_dir
@@ -40,7 +40,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from upstream import check
+    from upstream.validate import check
 
     report = check.check_file(Path(args.file), require_manifest=not args.no_manifest)
     print(report.render())
@@ -52,13 +52,13 @@ def _run_days(days: list[date], verbose: bool = False) -> int:
     a summary. Ctrl-C / SIGTERM stop within seconds; the interrupted run is marked failed."""
     import os
 
-    from upstream import devenv
+    from upstream.dev import env as devenv
 
     if not verbose:  # Airflow's scheduling chatter and task logs stay off the terminal
         os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "CRITICAL"
 
     devenv.bootstrap(quick=True)
-    from upstream import run_dag
+    from upstream.airflow import run as run_dag
 
     failed: list[date] = []
 
@@ -100,7 +100,7 @@ def cmd_import_history(args) -> int:
         TimeRemainingColumn,
     )
 
-    from upstream import history
+    from upstream.ingest import history
 
     agencies = [a.strip() for a in args.agencies.split(",") if a.strip()] if args.agencies else None
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
@@ -130,7 +130,7 @@ def _stderr_console():
 
 
 def cmd_db(args) -> int:
-    from upstream import db
+    from upstream.warehouse import db
 
     if args.action == "migrate":
         applied = db.migrate()
@@ -138,21 +138,21 @@ def cmd_db(args) -> int:
     elif args.action == "url":
         print(db.warehouse_url())
     elif args.action == "stop":
-        from upstream import devserver
+        from upstream.dev import server as devserver
 
         devserver.stop_embedded()
     return 0
 
 
 def cmd_serve(args) -> int:
-    from upstream import devserver
+    from upstream.dev import server as devserver
 
     return devserver.run_local_stack(demo=not args.no_demo)
 
 
 def cmd_status(args) -> int:
-    from upstream import status
-    from upstream.config import load_settings
+    from upstream.dev import status
+    from upstream.settings import load_settings
 
     settings = load_settings()
     rows = status.day_status(settings, days=args.days)

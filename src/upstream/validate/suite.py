@@ -19,9 +19,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from upstream import db
-from upstream.config import Settings
 from upstream.rules import RULES, RULES_BY_NAME, Rule
+from upstream.settings import Settings
+from upstream.warehouse import db
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def _project_lock(project_dir: Path):
 
 
 def data_docs_index(settings: Settings, agency: str) -> Path:
-    from upstream import datadocs
+    from upstream.validate import datadocs
 
     return datadocs.index_path(settings.gx_dir, agency)
 
@@ -101,7 +101,7 @@ def _checkpoint(context, agency: str, view_name: str):
     import great_expectations as gx
 
     fingerprint = rules_fingerprint()
-    # "_v2": checkpoints stored before had GX's UpdateDataDocsAction (see upstream.datadocs).
+    # "_v2": checkpoints stored before had GX's UpdateDataDocsAction (see upstream.validate.datadocs).
     name = f"{agency}_nightly_{fingerprint}_v2"
     try:
         return context.checkpoints.get(name)
@@ -122,7 +122,7 @@ def _checkpoint(context, agency: str, view_name: str):
         name=name,
         validation_definitions=[definition],
         # No UpdateDataDocsAction: it rebuilt the index from every stored result (cost grew
-        # with history) and its pages need CDNs; upstream.datadocs writes offline pages.
+        # with history) and its pages need CDNs; upstream.validate.datadocs writes offline pages.
         actions=[],
         result_format={"result_format": "BASIC", "partial_unexpected_count": 0,
                        "exclude_unexpected_values": True},
@@ -162,7 +162,9 @@ def validate_staged_file(conn: psycopg.Connection, settings: Settings, *, file_i
             context.variables.save()
         checkpoint = _checkpoint(context, agency, view_name=f"gx_{agency.lower()}_current")
         run = checkpoint.run(run_id=RunIdentifier(run_name=run_name))
-        from upstream import datadocs  # one page and a bounded index, under the project lock
+        from upstream.validate import (
+            datadocs,  # one page and a bounded index, under the project lock
+        )
 
         docs = datadocs.write_validation(settings.gx_dir, agency, run_name, run_name, run)
     failures: dict[str, int] = {}

@@ -23,8 +23,6 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from upstream import db
-from upstream.config import Settings, load_settings, pseudonym_key
 from upstream.contract import (
     COLUMNS,
     EXTRACT_VERSION,
@@ -33,6 +31,8 @@ from upstream.contract import (
     data_file_name,
     manifest_file_name,
 )
+from upstream.settings import Settings, load_settings, pseudonym_key
+from upstream.warehouse import db
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ BOM = codecs.BOM_UTF8
 COPY_BLOCK = 1 << 20
 LOAD_LOCK_NAMESPACE = 4711
 # Per agency: nightly loads take it shared (they may run side by side), a history import
-# exclusive (upstream.history), so the two never merge the same agency at once.
+# exclusive (upstream.ingest.history), so the two never merge the same agency at once.
 AGENCY_LOCK_NAMESPACE = 4712
 MAX_HEADER_BYTES = 64 * 1024
 
@@ -549,7 +549,9 @@ def load_extract(agency: str, extract_date: date, settings: Settings | None = No
 
 def _validate_and_merge(conn, url: str, settings, delivery: Delivery, file_id: int, result: LoadResult,
                         refuse, run_name: str | None) -> LoadResult:
-    from upstream import validation  # GX is heavy: import only when a file is validated
+    from upstream.validate import (
+        suite as validation,  # GX is heavy: import only when a file is validated
+    )
 
     agency, extract_date = delivery.agency_code, delivery.extract_date
     header = read_header(delivery.csv_path, refuse)

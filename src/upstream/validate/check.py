@@ -14,10 +14,11 @@ from pathlib import Path
 
 from psycopg import sql
 
-from upstream import db, ingest
-from upstream.config import Settings, load_settings
+from upstream import ingest
 from upstream.contract import FILE_NAME_RE
 from upstream.rules import RULES_BY_NAME
+from upstream.settings import Settings, load_settings
+from upstream.warehouse import db
 
 
 @dataclass
@@ -155,7 +156,7 @@ def _end_of_next_day(day, tz):
 
 
 def _check_rows(settings, delivery: ingest.Delivery, report: CheckReport) -> None:
-    from upstream import validation
+    from upstream.validate import suite as validation
 
     where = f"{delivery.agency_code} {delivery.extract_date.isoformat()}"
 
