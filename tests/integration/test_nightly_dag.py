@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import threading
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -91,7 +92,12 @@ def test_refused_file_fails_the_run_and_loads_nothing(upstream_env, nightly, war
     generate.generate(upstream_env.landing_dir, day, day, ["WPS"], seed=3)
     csv_path = upstream_env.landing_dir / "WPS" / f"WPS_ipv_calls_{day}.csv"
     csv_path.write_bytes(csv_path.read_bytes()[:-40])  # truncated transfer
-    assert run_nightly_for(day, nightly) == "failed"
+    result = run_day(day, nightly)
+    assert result.state == "failed"
+    # the CLI's line for the day: the recorded reason, never a value from the file
+    assert re.fullmatch(rf"{day} WPS: refused: (manifest says \d+ rows, data file has \d+ "
+                        r"\(truncated or corrupted transfer\)|.*sha256.*)", result.line()), \
+        result.line()
     dump = _dump(warehouse_url)
     assert dump["call"] == [] and dump["contact"] == []
     assert [f[4] for f in dump["files"]] == ["refused"]
