@@ -38,6 +38,8 @@ from upstream.dag_defaults import default_args
 from upstream.dates import NIGHTLY_RUN_TIME
 
 SETTINGS = load_settings()
+if not SETTINGS.agencies:  # without a task group every run would "succeed" having done nothing
+    raise ValueError("UPSTREAM_AGENCIES names no agency: the nightly DAG would load nothing")
 
 
 def _extract_date(context) -> str | None:
