@@ -39,6 +39,8 @@ from upstream.airflow.dates import NIGHTLY_RUN_TIME
 from upstream.settings import load_settings
 
 SETTINGS = load_settings()
+if not SETTINGS.agencies:  # without a task group every run would "succeed" having done nothing
+    raise ValueError("UPSTREAM_AGENCIES names no agency: the nightly DAG would load nothing")
 
 
 def _extract_date(context) -> str | None:

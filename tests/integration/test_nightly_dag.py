@@ -95,7 +95,11 @@ def test_refused_file_fails_the_run_and_loads_nothing(upstream_env, nightly, war
     generate.generate(upstream_env.landing_dir, day, day, ["WPS"], seed=3)
     csv_path = upstream_env.landing_dir / "WPS" / f"WPS_ipv_calls_{day}.csv"
     csv_path.write_bytes(csv_path.read_bytes()[:-40])  # truncated transfer
-    assert run_nightly_for(day, nightly) == "failed"
+    result = run_day(day, nightly)
+    assert result.state == "failed"
+    # the CLI's line for the day: the recorded reason, never a value from the file
+    assert result.line() == (f"{day} WPS: refused: sha256 of the data file does not match the "
+                             "manifest (truncated or corrupted transfer)")
     dump = _dump(warehouse_url)
     assert dump["call"] == [] and dump["contact"] == []
     assert [f[4] for f in dump["files"]] == ["refused"]

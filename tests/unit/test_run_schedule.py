@@ -82,3 +82,14 @@ def test_airflow_uses_the_agencies_time_zone(tmp_path, monkeypatch):
     assert env["AIRFLOW__CORE__DEFAULT_TIMEZONE"] == "America/Winnipeg"
     monkeypatch.setenv("AIRFLOW__CORE__DEFAULT_TIMEZONE", "UTC")  # an explicit choice wins
     assert "AIRFLOW__CORE__DEFAULT_TIMEZONE" not in devenv.airflow_env(load_settings())
+
+
+def test_nightly_dag_refuses_to_exist_without_agencies(monkeypatch):
+    """A DAG without task groups would report every night a success that loaded nothing."""
+    import runpy
+
+    from upstream.config import REPO_ROOT
+
+    monkeypatch.setenv("UPSTREAM_AGENCIES", ",")
+    with pytest.raises(ValueError, match="UPSTREAM_AGENCIES names no agency"):
+        runpy.run_path(str(REPO_ROOT / "dags" / "upstream_nightly.py"))

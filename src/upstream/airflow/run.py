@@ -147,9 +147,10 @@ def _run_id_for(started: datetime) -> str:
 
 
 def run_day(extract_date: date, dag=None, on_start: Callable[[str], None] | None = None,
-            ) -> DayResult:
+            *, mark_failed_on_error: bool = True) -> DayResult:
     """One new run of the nightly DAG for `extract_date`, in this process (tests); see the
-    module docstring. `on_start(run_id)` is called before the run is created."""
+    module docstring. `on_start(run_id)` is called before the run is created. An exception
+    (Ctrl-C) marks the run failed unless the caller does that itself (`run_days`' parent)."""
     dag = dag or load_dag()
     started = datetime.now(UTC)
     run_id = _run_id_for(started)
@@ -162,7 +163,8 @@ def run_day(extract_date: date, dag=None, on_start: Callable[[str], None] | None
                            run_conf={"extract_date": extract_date.isoformat()})
     except BaseException:
         note.done.set()
-        mark_run_failed(dag.dag_id, run_id)
+        if mark_failed_on_error:
+            mark_run_failed(dag.dag_id, run_id)
         raise
     finally:
         note.done.set()
@@ -249,7 +251,7 @@ def _refusal_reason(agency: str, day: date, since: datetime | None) -> str | Non
 
 # ------------------------------------------------------------------- CLI: a supervised child
 
-GRACE_SECONDS = 3  # after SIGINT, before SIGKILL: lets a load drop its staging table
+GRACE_SECONDS = 2  # after SIGINT, before SIGKILL: lets a load drop its staging table
 
 
 def run_days(days: list[date], emit: Callable[[DayResult], None]) -> list[DayResult]:
@@ -316,19 +318,22 @@ def _stop_child(child: subprocess.Popen) -> None:
 def _child_main(argv: list[str]) -> int:
     """`python -m upstream.airflow.run --result-fd N DAY...`: JSON lines to fd N."""
     fd, days = int(argv[1]), [date.fromisoformat(a) for a in argv[2:]]
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        def send(record: dict) -> None:
-            out.write(json.dumps(record) + "\n")
-            out.flush()
+    out = os.fdopen(fd, "w", encoding="utf-8")
 
-        try:
-            dag = load_dag()
-            for day in days:
-                result = run_day(day, dag, on_start=lambda run_id: send(
-                    {"event": "start", "run_id": run_id}))
-                send({"event": "done", **asdict(result), "extract_date": day.isoformat()})
-        except KeyboardInterrupt:  # the parent stops us; run_day has marked the run failed
-            return 130
+    def send(record: dict) -> None:
+        out.write(json.dumps(record) + "\n")
+        out.flush()
+
+    try:
+        dag = load_dag()
+        for day in days:
+            result = run_day(day, dag, on_start=lambda run_id: send(
+                {"event": "start", "run_id": run_id}), mark_failed_on_error=False)
+            send({"event": "done", **asdict(result), "extract_date": day.isoformat()})
+    except (KeyboardInterrupt, BrokenPipeError):
+        # The parent stops us (SIGINT) and marks the run failed once we are gone: exit fast.
+        os._exit(130)
+    out.close()
     return 0
 
 
