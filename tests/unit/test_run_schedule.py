@@ -88,7 +88,7 @@ def test_nightly_dag_refuses_to_exist_without_agencies(monkeypatch):
     """A DAG without task groups would report every night a success that loaded nothing."""
     import runpy
 
-    from upstream.config import REPO_ROOT
+    from upstream.settings import REPO_ROOT
 
     monkeypatch.setenv("UPSTREAM_AGENCIES", ",")
     with pytest.raises(ValueError, match="UPSTREAM_AGENCIES names no agency"):
