@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from markupsafe import escape
 from psycopg.rows import dict_row
 
 from outreach_ref import ServiceConfig
@@ -119,5 +120,5 @@ def test_demo_nights_measure_hours_and_days(upstream_env, demo_service, warehous
     flagged = re.findall(r'<td[^>]*data-col="rate"[^>]*data-note="over-base"', page)
     assert len(flagged) == len(over)
     for r in over:
-        assert render.over_base_reason(r["step"]) in page
+        assert escape(render.over_base_reason(r["step"])) in page
     assert snapshot.build is not None and snapshot.build["reference_date"] == end

@@ -246,8 +246,8 @@ def funnel_section(s: Snapshot) -> Section:
 # a contact is also an attempt, and unreachable / withdrawn are kinds of referred.
 OVER_BASE_REASONS = {
     "referred": "a referral stays counted as referred once delivered, while consent given "
-                "counts the calls' current consent: consent was withdrawn (or corrected) after "
-                "delivery for some of these referrals",
+                "counts the current consent of the calls: consent was withdrawn (or corrected) "
+                "after delivery for some of these referrals",
     "engaged": "the outreach service reported engaged for some referrals without reporting "
                "a contact first",
     "declined": "the outreach service reported declined for some referrals without reporting "
