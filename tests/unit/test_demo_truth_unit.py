@@ -109,7 +109,7 @@ def test_a_rate_above_100_percent_says_why():
     assert "Referred, May 2024: 103.6% of consent given, because " in page
     assert escape(over_base_reason("referred")) in page
     assert escape(over_base_reason("engaged")) in page
-    assert "withdrawn (or corrected) after" in over_base_reason("referred")
+    assert "consent withdrawn (or corrected) or a charge laid" in over_base_reason("referred")
 
 
 def test_rates_up_to_100_percent_carry_no_note():

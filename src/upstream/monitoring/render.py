@@ -242,12 +242,12 @@ def funnel_section(s: Snapshot) -> Section:
 
 
 # Why a funnel rate can pass 100%: steps 1-4 are the calls' current truth, steps 5-11 count
-# delivered referrals, which stay referred (02_referrals.sql). No other step can pass its base:
+# delivered referrals, which stay referred (02_referrals.sql, docs/measuring.md). No other step can pass its base:
 # a contact is also an attempt, and unreachable / withdrawn are kinds of referred.
 OVER_BASE_REASONS = {
     "referred": "a referral stays counted as referred once delivered, while consent given "
-                "counts the current consent of the calls: consent was withdrawn (or corrected) "
-                "after delivery for some of these referrals",
+                "counts the calls as they are now: after delivery, some of these calls had "
+                "their consent withdrawn (or corrected) or a charge laid",
     "engaged": "the outreach service reported engaged for some referrals without reporting "
                "a contact first",
     "declined": "the outreach service reported declined for some referrals without reporting "
