@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The machine's PostgreSQL server, used for the second test pass when it answers.
 TEST_SERVER_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test test-fast lint bench bench-parse clean-local system-deps
+.PHONY: run test test-fast lint bench bench-parse bench-scale clean-local system-deps
 
 # Says what it installs. pip's own output (~300 lines, plus this machine's index warnings) goes
 # to .venv/pip-install.log and is summarised here: every 25th package, then the unpack step,
@@ -69,6 +69,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_parse.py
 	$(BIN)/python benchmarks/bench_outcomes.py --calls 200000
+
+## 1, 10 and 50 agencies, LocalExecutor vs two Celery workers (needs Redis; about 30 min here)
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/bench_scale.py
 
 clean-local:
 	-$(BIN)/upstream db stop

@@ -2,7 +2,7 @@
 ### Upstream retention: delete what the program no longer needs, and record that it did
 
 Daily at 05:30 America/Toronto (after the night's load and routing), and on manual trigger.
-Four independent tasks, each idempotent (a second run the same day deletes and logs nothing):
+Five independent tasks, each idempotent (a second run the same day deletes and logs nothing):
 
 1. **purge_contacts**: contact details in `contact.victim_contact` go once the referral is
    **withdrawn** or **closed** by the outreach side, and in any case
@@ -18,6 +18,10 @@ Four independent tasks, each idempotent (a second run the same day deletes and l
 4. **purge_task_logs**: Airflow task log files older than `UPSTREAM_TASK_LOG_RETENTION_DAYS`
    (default 30) under the base log folder (`AIRFLOW__LOGGING__BASE_LOG_FOLDER`); never follows
    a symlink. Remote log stores are not touched: give them their own lifecycle rule.
+
+5. **purge_data_docs**: GX validation results and Data Docs pages older than
+   `UPSTREAM_GX_RESULT_RETENTION_DAYS` (default 90), and their lines in each agency's Data
+   Docs index (which lists at most the last 200 validations in any case).
 
 Every purge that removed something adds one line (kind, count, cutoff; no ids, no values) to
 the append-only `ops.retention_log`:
@@ -64,6 +68,13 @@ def purge_task_logs() -> dict:
     return retention.purge_task_logs()
 
 
+@task
+def purge_data_docs() -> dict:
+    from upstream import retention
+
+    return retention.purge_data_docs()
+
+
 @dag(
     dag_id="upstream_retention",
     schedule=CronTriggerTimetable("30 5 * * *", timezone=str(SETTINGS.timezone)),
@@ -81,6 +92,7 @@ def upstream_retention():
     purge_quarantine()
     delete_extract_files()
     purge_task_logs()
+    purge_data_docs()
 
 
 upstream_retention()

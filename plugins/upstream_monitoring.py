@@ -46,5 +46,14 @@ class UpstreamMonitoringPlugin(AirflowPlugin):
             "category": "browse",
             "url_route": "upstream-monitoring",
             "icon": ICON_DATA_URI,
-        }
+        },
+        {
+            # Validation results (upstream.datadocs), behind the same login.
+            "name": "Data Docs",
+            "href": URL_PREFIX.lstrip("/") + "/data-docs/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "upstream-data-docs",
+            "icon": ICON_DATA_URI,
+        },
     ]

@@ -113,16 +113,17 @@ def pytest_configure(config):
 
 # The second pass of `make test` (on the PostgreSQL server at TEST_SERVER_URL) runs the
 # database tests of these modules: SQL functions and rules, loading and corrections, the
-# outcome tables, the evaluation measures and the release tier, and the roles (routing's SQL is
-# plain and runs in the first pass only).
+# outcome tables, the evaluation measures and the release tier, the roles and the backup round
+# trip (routing's SQL is plain and runs in the first pass only).
 SERVER_PASS_MODULES = {"test_rules.py", "test_load_semantics.py", "test_outcomes.py",
-                       "test_evaluation.py", "test_roles.py"}
+                       "test_evaluation.py", "test_roles.py", "test_backup_restore.py"}
 
 
 # The longest modules start first, so the two xdist workers finish together instead of one
 # waiting on a late seed check (measured: 135 s and 90 s alone on a quiet machine).
-LONGEST_FIRST = ("test_seed_check.py", "test_routing_properties.py", "test_monitoring_ui.py",
-                 "test_nightly_dag.py", "test_load_semantics.py", "test_bad_inputs.py")
+LONGEST_FIRST = ("test_celery_stack.py", "test_seed_check.py", "test_routing_properties.py",
+                 "test_scheduler_runs.py", "test_monitoring_ui.py", "test_nightly_dag.py",
+                 "test_load_semantics.py", "test_bad_inputs.py")
 
 
 def pytest_collection_modifyitems(config, items):

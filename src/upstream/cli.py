@@ -47,27 +47,86 @@ def cmd_validate(args) -> int:
     return 0 if report.clean else 1
 
 
-def _run_days(days: list[date]) -> int:
+def _run_days(days: list[date], verbose: bool = False) -> int:
+    """One new nightly run per day (run history is never rewritten), one line per day, then
+    a summary. Ctrl-C / SIGTERM stop within seconds; the interrupted run is marked failed."""
+    import os
+
     from upstream import devenv
 
-    devenv.bootstrap()
+    if not verbose:  # Airflow's scheduling chatter and task logs stay off the terminal
+        os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "CRITICAL"
+
+    devenv.bootstrap(quick=True)
     from upstream import run_dag
 
-    failures = 0
-    for day in days:
-        state = run_dag.run_nightly_for(day)
-        print(f"{day.isoformat()}: {state}")
-        failures += state != "success"
-    return 1 if failures else 0
+    failed: list[date] = []
+
+    def emit(result) -> None:
+        print(result.line(), flush=True)
+        if result.state != "success":
+            failed.append(result.extract_date)
+
+    try:
+        results = run_dag.run_days(days, emit)
+    except run_dag.Interrupted:
+        print("stopped; the run in progress is marked failed", flush=True)
+        return 130
+    assert len(results) == len(days)
+    summary = f"{len(days)} day(s): {len(days) - len(failed)} succeeded, {len(failed)} failed"
+    if failed:
+        summary += " (" + ", ".join(d.isoformat() for d in failed) + ")"
+    print(summary, flush=True)
+    return 1 if failed else 0
 
 
 def cmd_run_day(args) -> int:
-    return _run_days([args.date])
+    return _run_days([args.date], args.verbose)
 
 
 def cmd_run_range(args) -> int:
     days = [args.start + timedelta(days=i) for i in range((args.end - args.start).days + 1)]
-    return _run_days(days)
+    return _run_days(days, args.verbose)
+
+
+def cmd_import_history(args) -> int:
+    """Bulk import with a rich progress bar (files, rows, rate, ETA) and a summary."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from upstream import history
+
+    agencies = [a.strip() for a in args.agencies.split(",") if a.strip()] if args.agencies else None
+    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+               TextColumn("{task.fields[rows]} rows"), TextColumn("{task.fields[rate]}"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=_stderr_console(), transient=False) as bar:
+        task = bar.add_task("history", total=None, rows=0, rate="")
+
+        def show(p: history.Progress) -> None:
+            elapsed = max(bar.tasks[0].elapsed or 0.0, 1e-9)
+            bar.update(task, total=p.total_files or None, completed=p.files, rows=p.rows,
+                       rate=f"{p.rows / elapsed:,.0f} rows/s")
+
+        summary = history.import_history(
+            args.start, args.end, agencies, landing=Path(args.landing) if args.landing else None,
+            progress=history.Progress(show), batch_files=args.batch_files)
+    print(summary.render())
+    if summary.nothing_found or summary.refused:
+        return 1
+    return 0
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def cmd_db(args) -> int:
@@ -139,14 +198,26 @@ def build_parser() -> argparse.ArgumentParser:
                         "missing manifest fails (the contract calls such a delivery incomplete)")
     v.set_defaults(func=cmd_validate)
 
-    r = sub.add_parser("run-day", help="run the nightly DAG for one extract day (dag.test)")
+    r = sub.add_parser("run-day", help="run the nightly DAG for one extract day in-process (a new run)")
     r.add_argument("date", type=_date)
+    r.add_argument("--verbose", action="store_true", help="show Airflow's logs and task logs")
     r.set_defaults(func=cmd_run_day)
 
     rr = sub.add_parser("run-range", help="run the nightly DAG for every day in a range")
     rr.add_argument("start", type=_date)
     rr.add_argument("end", type=_date)
+    rr.add_argument("--verbose", action="store_true", help="show Airflow's logs and task logs")
     rr.set_defaults(func=cmd_run_range)
+
+    h = sub.add_parser("import-history",
+                       help="bulk-import an agency's past extracts (resumable; see README)")
+    h.add_argument("--from", dest="start", type=_date, required=True)
+    h.add_argument("--to", dest="end", type=_date, required=True)
+    h.add_argument("--agencies", help="comma separated, default UPSTREAM_AGENCIES")
+    h.add_argument("--landing", help="folder with <AGENCY>/ extracts, default UPSTREAM_LANDING_DIR")
+    h.add_argument("--batch-files", type=int, default=1000,
+                   help="files per batch (one GX checkpoint and at least one commit each)")
+    h.set_defaults(func=cmd_import_history)
 
     d = sub.add_parser("db", help="warehouse database: migrate | url | stop (embedded)")
     d.add_argument("action", choices=["migrate", "url", "stop"])

@@ -160,7 +160,7 @@ def load_settings() -> Settings:
         outreach_max_attempts=int_setting("UPSTREAM_OUTREACH_MAX_ATTEMPTS", 6),
         outreach_backoff_seconds=_float("UPSTREAM_OUTREACH_BACKOFF_SECONDS", 0.5),
         outreach_batch_size=int_setting("UPSTREAM_OUTREACH_BATCH_SIZE", 500),
-        program_launch_date=_date("UPSTREAM_PROGRAM_LAUNCH_DATE", date(2024, 5, 1)),
+        program_launch_date=_date("UPSTREAM_PROGRAM_LAUNCH_DATE", date(2024, 5, 6)),
         referral_max_age_days=_positive("UPSTREAM_REFERRAL_MAX_AGE_DAYS", 30),
         routing_clock=_choice("UPSTREAM_ROUTING_CLOCK", ("wall", "extracts"), "wall"),
     )

@@ -8,12 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from upstream.config import int_setting
 from upstream.notify import DataTeamNotifier
 
 
-def default_args(*, retry_delay: timedelta = timedelta(minutes=2),
+def default_args(*, retry_delay: timedelta | None = None,
                  max_retry_delay: timedelta = timedelta(minutes=30),
                  resolve_extract_date: Callable | None = None) -> dict:
+    if retry_delay is None:
+        # first retry after 2 min by default; tests that kill a worker shorten it
+        retry_delay = timedelta(seconds=int_setting("UPSTREAM_RETRY_DELAY_SECONDS", 120))
     return {
         "owner": "upstream-data-team",
         "retries": 3,

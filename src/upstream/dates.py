@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+# The nightly run for extract day D starts at this local time on day D+1 (the DAG's schedule).
+NIGHTLY_RUN_TIME = time(3)
+
+
+def manifest_deadline(extract_date: date, tz: ZoneInfo, deadline_seconds: int) -> datetime:
+    """When a day's manifest is overdue: its nightly run time plus the manifest deadline.
+
+    A run for a day whose deadline has passed (a reprocess, a backfill, a late start) does not
+    wait for a missing file: it fails at once. Only a day whose deadline is ahead waits.
+    """
+    nightly = datetime.combine(extract_date + timedelta(days=1), NIGHTLY_RUN_TIME, tzinfo=tz)
+    return nightly + timedelta(seconds=deadline_seconds)
 
 
 def extract_date_for_run(params: Mapping | None, logical_date: datetime | None,

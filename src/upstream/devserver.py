@@ -1,7 +1,7 @@
 """`make run`: the whole local stack in the foreground; Ctrl-C stops everything cleanly.
 
 Embedded PostgreSQL (unless UPSTREAM_DATABASE_URL is set) -> migrations -> demo landing area
--> Airflow api-server, scheduler, dag-processor, triggerer (LocalExecutor) -> a backfill of
+-> a year of pre-launch history through the bulk import -> Airflow api-server, scheduler, dag-processor, triggerer (LocalExecutor) -> a backfill of
 the demo nights, visible in the UI. State persists under UPSTREAM_HOME; the next run resumes.
 """
 
@@ -110,6 +110,25 @@ def stop_embedded() -> None:
         print(f"embedded PostgreSQL stop: {type(exc).__name__}")
 
 
+DEMO_HISTORY_DAYS = 365
+
+
+def import_demo_history(settings, days: int = DEMO_HISTORY_DAYS, seed: int = 7):
+    """A year of pre-launch extracts (generated) through the bulk history import, so the
+    monitoring view's baseline cohort and repeat-contact figures are real on first start.
+    Files already imported are skipped (sha256), so a restart costs the checksums only."""
+    from upstream import generate, history
+    from upstream.cli import DEMO_START
+
+    start, end = DEMO_START - timedelta(days=days), DEMO_START - timedelta(days=1)
+    if not (settings.landing_dir / settings.agencies[0]
+            / generate.csv_name(settings.agencies[0], start)).is_file():
+        generate.generate(settings.landing_dir, start, end, list(settings.agencies), seed=seed)
+    summary = history.import_history(start, end, settings.agencies, settings=settings)
+    print(summary.render(), flush=True)
+    return summary
+
+
 def run_local_stack(demo: bool = True) -> int:
     from upstream import generate
     from upstream.cli import DEMO_DAYS, DEMO_START
@@ -123,10 +142,14 @@ def run_local_stack(demo: bool = True) -> int:
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     demo_end = DEMO_START + timedelta(days=DEMO_DAYS - 1)
-    if demo and not any(settings.landing_dir.glob("*/*.manifest.json")):
+    if demo and not (settings.landing_dir / settings.agencies[0]
+                     / generate.csv_name(settings.agencies[0], DEMO_START)).is_file():
         days = generate.generate(settings.landing_dir, DEMO_START, demo_end,
                                  list(settings.agencies), seed=7)
         print(f"Demo landing area: {len(days)} extracts under {settings.landing_dir}", flush=True)
+    if demo:
+        print("Importing a year of pre-launch history (upstream import-history)...", flush=True)
+        import_demo_history(settings)
     _airflow("dags", "reserialize", env=env, capture=True)
 
     procs: list[tuple[str, subprocess.Popen]] = []
@@ -155,7 +178,8 @@ def run_local_stack(demo: bool = True) -> int:
             return 1
         marker = settings.home / ".demo_backfill_created"
         if demo and not marker.exists():
-            # Runs at 03:00 local on day D+1 process day D's extract.
+            # Runs at 03:00 local on day D+1 process day D's extract; the bounds are those
+            # runs' own times (a bare --to-date is a midnight, before its night's run).
             from_date, to_date = demo_backfill_window(DEMO_START, DEMO_DAYS, settings.timezone)
             _airflow("backfill", "create", "--dag-id", "upstream_nightly",
                      "--from-date", from_date, "--to-date", to_date,
@@ -168,7 +192,7 @@ def run_local_stack(demo: bool = True) -> int:
         print(f"Login: {devenv.AIRFLOW_USER} / {devenv.airflow_password(settings)}", flush=True)
         if outreach:
             print(f"Reference outreach service: {settings.outreach_url}", flush=True)
-        print(f"Logs: {logs}   Data Docs: {settings.gx_dir}/<AGENCY>/gx/uncommitted/data_docs/local_site/index.html")
+        print(f"Logs: {logs}   Data Docs: {settings.airflow_base_url}/upstream-monitoring/data-docs/")
         print("Ctrl-C stops everything.", flush=True)
         while not stopping:
             for name, proc in procs:

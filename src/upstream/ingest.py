@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 BOM = codecs.BOM_UTF8
 COPY_BLOCK = 1 << 20
 LOAD_LOCK_NAMESPACE = 4711
+# Per agency: nightly loads take it shared (they may run side by side), a history import
+# exclusive (upstream.history), so the two never merge the same agency at once.
+AGENCY_LOCK_NAMESPACE = 4712
 MAX_HEADER_BYTES = 64 * 1024
 
 
@@ -448,6 +451,34 @@ def _finish(conn: psycopg.Connection, file_id: int, status: str, result: LoadRes
     conn.commit()
 
 
+class AgencyBusy(RuntimeError):
+    def __init__(self, public_message: str):
+        super().__init__(public_message)
+        self.public_message = public_message
+
+
+def lock_agency(conn: psycopg.Connection, agency: str, *, shared: bool) -> None:
+    """Session-level advisory lock on the agency, released when the connection closes (or by
+    unlock_agency). Fails at once with a message naming the agency."""
+    fn = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+    ok = conn.execute(sql.SQL("SELECT {}(%s, hashtext(%s)) AS ok").format(sql.Identifier(fn)),
+                      (AGENCY_LOCK_NAMESPACE, agency)).fetchone()["ok"]
+    conn.commit()
+    if not ok:
+        raise AgencyBusy(
+            f"{agency}: a history import of this agency is running; the nightly load cannot "
+            "run at the same time (it is retried)" if shared else
+            f"{agency}: a nightly load of this agency is running; the history import cannot "
+            "run at the same time (start it again when the load ends)")
+
+
+def unlock_agency(conn: psycopg.Connection, agency: str, *, shared: bool) -> None:
+    fn = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
+    conn.execute(sql.SQL("SELECT {}(%s, hashtext(%s))").format(sql.Identifier(fn)),
+                 (AGENCY_LOCK_NAMESPACE, agency))
+    conn.commit()
+
+
 def load_extract(agency: str, extract_date: date, settings: Settings | None = None,
                  *, url: str | None = None, run_name: str | None = None) -> LoadResult:
     """Verify, validate (GX) and load one agency-day. Idempotent; see module docstring.
@@ -466,6 +497,8 @@ def load_extract(agency: str, extract_date: date, settings: Settings | None = No
         conn.execute("SET temp_buffers = '256MB'")  # before this session's first temp table
         # The duplicate check's hash and the merge's sort of a large file stay in memory.
         conn.execute("SET work_mem = '128MB'")
+        # Shared, until this connection closes: a history import of the agency excludes it.
+        lock_agency(conn, agency, shared=True)
         file_id, prior = _register_file(conn, delivery)
         result.file_id = file_id
         # One loader per file: a second worker on the same file must not touch the first

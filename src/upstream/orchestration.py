@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict
+from datetime import UTC, datetime
 
 from upstream import ingest
 from upstream.config import load_settings
-from upstream.dates import extract_date_from_context
+from upstream.dates import extract_date_from_context, manifest_deadline
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,23 @@ def mask_runtime_secrets() -> list[str]:
     return registered
 
 
-def manifest_arrived(agency: str, context: Mapping) -> bool:
+def manifest_arrived(agency: str, context: Mapping, now: datetime | None = None) -> bool:
+    """The sensor's poke: True once the manifest is there; fails at once (no retry) when the
+    day's deadline has passed without it, naming the folder it looked in."""
     settings = load_settings()
     day = extract_date_from_context(context)
-    present = ingest.manifest_present(settings.landing_dir, agency, day)
-    log.info("%s %s: manifest %s", agency, day, "present" if present else "not there yet")
-    return present
+    if ingest.manifest_present(settings.landing_dir, agency, day):
+        log.info("%s %s: manifest present", agency, day)
+        return True
+    deadline = manifest_deadline(day, settings.timezone, settings.manifest_deadline_seconds)
+    folder = ingest.delivery_paths(settings.landing_dir, agency, day)[1].parent
+    if (now or datetime.now(UTC)) >= deadline:
+        raise _fail(ingest.RefusedFile(
+            f"{agency} {day}: the manifest did not arrive by the deadline "
+            f"({deadline:%Y-%m-%d %H:%M %Z}); looked in {folder}", agency=agency, extract_date=day))
+    log.info("%s %s: manifest not in %s yet; waiting until %s", agency, day, folder,
+             f"{deadline:%Y-%m-%d %H:%M %Z}")
+    return False
 
 
 def _fail(exc: ingest.RefusedFile):
@@ -83,7 +95,8 @@ def _record_refusal(agency, day, exc) -> None:
         conn.execute(
             "INSERT INTO ops.extract_file (agency_code, extract_date, file_name, sha256, status,"
             " reason, finished_at) VALUES (%s, %s, %s, %s, 'refused', %s, now())"
-            " ON CONFLICT (agency_code, extract_date, sha256) DO UPDATE SET reason = EXCLUDED.reason",
+            " ON CONFLICT (agency_code, extract_date, sha256) DO UPDATE SET reason = EXCLUDED.reason,"
+            " finished_at = EXCLUDED.finished_at",
             (agency, day, csv_path.name, ingest.file_sha256(csv_path), exc.public_message))
         conn.commit()
 
@@ -117,8 +130,12 @@ def validate_and_load(agency: str, context: Mapping) -> dict:
     dag_id = getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None)
     run_id = getattr(ti, "run_id", None) or getattr(dag_run, "run_id", None)
     run_name = f"{agency}_{day.isoformat()}_{run_id or 'manual'}"
+    from upstream.locks import agency_load_lock
+
     try:
-        result = ingest.load_extract(agency, day, settings, run_name=run_name)
+        # Runs of several days may be active at once; one agency's days merge one at a time.
+        with agency_load_lock(agency):
+            result = ingest.load_extract(agency, day, settings, run_name=run_name)
     except ingest.RefusedFile as exc:
         refused = exc.result or ingest.LoadResult(agency, day.isoformat(), "refused",
                                                   reason=exc.public_message)

@@ -47,7 +47,6 @@ from upstream.config import load_settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LAUNCH_DATE = date(2024, 5, 6)
 DEFAULT_WORK_MEM = "256MB"
 WILSON_Z = 1.959963984540054  # two-sided 95% normal quantile
 
@@ -126,15 +125,11 @@ RELEASE_VIEWS = (
 
 
 def launch_date() -> date:
-    raw = os.environ.get("UPSTREAM_PROGRAM_LAUNCH_DATE") or ""
-    if not raw:
-        return DEFAULT_LAUNCH_DATE
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise ValueError(
-            f"setting UPSTREAM_PROGRAM_LAUNCH_DATE must be a date (YYYY-MM-DD), got {raw!r}"
-        ) from exc
+    """The program's launch (UPSTREAM_PROGRAM_LAUNCH_DATE, read by upstream.config): calls
+    before it form the baseline here, and are never referred by routing."""
+    from upstream.config import load_settings
+
+    return load_settings().program_launch_date
 
 
 def release_min_cell() -> int:

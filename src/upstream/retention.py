@@ -72,6 +72,11 @@ def task_log_retention_days() -> int:
     return _days_setting("UPSTREAM_TASK_LOG_RETENTION_DAYS", 30)
 
 
+def data_docs_retention_days() -> int:
+    """UPSTREAM_GX_RESULT_RETENTION_DAYS (default 90): GX results and Data Docs pages."""
+    return _days_setting("UPSTREAM_GX_RESULT_RETENTION_DAYS", 90)
+
+
 def file_retention_days(settings: Settings) -> int:
     """UPSTREAM_FILE_RETENTION_DAYS, read by upstream.config (default 30)."""
     return _at_least_one_day("UPSTREAM_FILE_RETENTION_DAYS", settings.file_retention_days)
@@ -375,3 +380,27 @@ def purge_task_logs(now: datetime | None = None, *, folder: Path | None = None,
                            "deleted; see the task log")
     return counts
 
+
+
+# --- GX validation results and Data Docs ---------------------------------------------------
+
+
+def purge_data_docs(now: datetime | None = None, *, gx_dir: Path | None = None,
+                    url: str | None = None) -> dict:
+    """Delete GX validation results and Data Docs pages older than the retention period (by
+    mtime) and drop them from the Data Docs index (upstream.datadocs), so neither the disk nor
+    a night's validation grows with history."""
+    from upstream import datadocs
+
+    now = _clock(now)
+    days = data_docs_retention_days()
+    older_than = now - timedelta(days=days)
+    counts = datadocs.purge(Path(gx_dir) if gx_dir is not None else load_settings().gx_dir,
+                            older_than)
+    items = counts["pages"] + counts["results"]
+    if items:
+        with db.connect(url, role=db.LOADER) as conn, conn.transaction():
+            _log_purge(conn, "data_docs", items, days, older_than,
+                       f"{counts['pages']} Data Docs page(s), {counts['results']} GX result(s)")
+    log.info("Data Docs and GX results purged: %s (older than %s)", counts, older_than.isoformat())
+    return counts

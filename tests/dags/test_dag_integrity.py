@@ -45,7 +45,10 @@ def test_nightly_shape_per_agency(dagbag):
     assert sensor.timeout > 0
     load = dag.get_task("WPS.validate_and_load")
     assert [a.name for a in load.outlets] == ["upstream_loaded_calls"]
-    assert dag.max_active_runs == 1
+    # several days may run at once (a reprocess never queues behind a waiting night); the
+    # per-agency lock serialises the loads (tests/integration/test_scheduler_runs.py)
+    assert dag.max_active_runs > 1
+    assert dag.start_date.year <= 2000  # no task-less "success" for an old day (issue 14)
     assert "extract_date" in dag.params
 
 

@@ -163,6 +163,10 @@ ROWS: dict[str, list[tuple]] = {
         ("WPS", date(2024, 6, 7), 1, 0, 55, 55, 0),
         ("RCP", date(2024, 6, 1), 1, 0, 90, 88, 2),
     ],
+    "agency_quality_latest": [
+        ("RCP", date(2024, 6, 1), "loaded", 6, 1, 0, 88, 2),
+        ("WPS", date(2024, 6, 7), "loaded", 0, 6, 1, 254, 21),
+    ],
     "quarantine_by_rule": [
         ("WPS", date(2024, 6, 2), "phone_format", 6),
         ("WPS", date(2024, 6, 4), HOSTILE_RULE, 5),
@@ -279,7 +283,7 @@ def expected_cells(agency: str, months: tuple[date, date] | None = None) -> dict
     out = {}
     for name, view in VIEWS.items():
         for row in _rows(name):
-            if row["agency_code"] != agency:
+            if row["agency_code"] != agency and not view.all_agencies:
                 continue
             if months and view.period_column:
                 day = row[view.period_column]
@@ -365,7 +369,10 @@ def test_reads_published_views_read_only_as_the_analyst_role(dbs, monkeypatch):
     assert snap.tables["data_quality_daily"] == []
     assert len(snap.tables["repeat_contact"]) == 7  # cohorts: no period
     snap = data.load(Filters("x'); DROP TABLE published.timeliness; --"), url=dbs.url("full"))
-    assert all(rows == [] for rows in snap.tables.values())
+    assert all(rows == [] for name, rows in snap.tables.items()
+               if not VIEWS[name].all_agencies)
+    # the at-a-glance table lists every agency whichever one is chosen
+    assert snap.tables["agency_quality_latest"] == _rows("agency_quality_latest")
     assert data.load(Filters("WPS"), url=dbs.url("full")).tables["timeliness"]
 
 
@@ -748,3 +755,56 @@ def test_browser_login_then_page_numbers_filter_and_screenshot(api_server, chrom
     chrome.wait_for("Array.from(document.querySelectorAll('[role=menuitem]'))"
                     ".some(e => e.textContent.includes('Program monitoring'))")
     assert not [e for e in chrome.events if e.get("method") == "Page.javascriptDialogOpening"]
+
+
+def _login(chrome: Chrome, server: Server, url: str, ready: str) -> None:
+    chrome.go(url)
+    chrome.wait_for("!!document.querySelector('input[name=password]')")
+    chrome.type_into("input[name=username]", "datateam")
+    chrome.type_into("input[name=password]", server.password)
+    chrome.click("button[type=submit]")
+    chrome.wait_for(ready)
+
+
+def test_data_docs_offline_behind_login(api_server, chrome):
+    """Data Docs (upstream.datadocs) served by the plugin: login required, no external asset."""
+    from types import SimpleNamespace
+
+    from upstream import datadocs
+    from upstream.config import load_settings
+
+    # A checkpoint result's shape (the pages are rendered from real GX runs in test_history).
+    checks = [SimpleNamespace(success=ok, result={"observed_value": n},
+                              expectation_config=SimpleNamespace(
+                                  meta={"rule": rule, "column": rule.split(".")[0]},
+                                  description=f"{rule} holds"))
+              for rule, ok, n in (("incident_id.unique_in_file", False, 2),
+                                  ("call_type.enum", True, 0))]
+    result = SimpleNamespace(run_results={"v": SimpleNamespace(results=checks)})
+    page = datadocs.write_validation(load_settings().gx_dir, "WPS", "WPS_2024-06-01_ui",
+                                     "WPS 2024-06-01", result)
+    url = f"/upstream-monitoring/data-docs/WPS/{page.name}"
+    assert api_server.client.get(url).status_code == 401
+    assert api_server.client.get("/upstream-monitoring/data-docs/WPS/..%2F..%2Fsecret.html",
+                                 headers={"Authorization": f"Bearer {api_server.token()}"}
+                                 ).status_code == 404
+    assert api_server.client.get(url, headers={"Authorization": f"Bearer {api_server.token()}"}
+                                 ).status_code == 200
+
+    _login(chrome, api_server, f"{api_server.base}{url}",
+           "location.pathname.endsWith('.html') && !!document.querySelector('td')")
+    assert chrome.eval("document.querySelectorAll('script, link, img').length") == 0
+    assert chrome.eval("performance.getEntriesByType('resource').filter("
+                       "e => !e.name.startsWith(location.origin)).length") == 0
+    assert chrome.eval("Array.from(document.querySelectorAll('td')).some("
+                       "e => e.textContent === 'incident_id.unique_in_file')")
+    # the index, then the agencies list, link to it
+    chrome.click("a[href='index.html']")
+    chrome.wait_for(f"!!document.querySelector('a[href=\"{page.name}\"]')")
+    chrome.go(f"{api_server.base}/upstream-monitoring/data-docs/")
+    chrome.wait_for("!!document.querySelector('a[href=\"WPS/\"]')")
+    # and the Airflow UI frames it from its Browse menu
+    chrome.go(f"{api_server.base}/plugin/upstream-data-docs")
+    assert chrome.wait_for("(() => { const f = document.querySelector('iframe'); const d = f && "
+                           "f.contentDocument; return !!(d && d.querySelector('a[href=\"WPS/\"]')); })()",
+                           timeout=45)

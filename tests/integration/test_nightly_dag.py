@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from upstream import generate
-from upstream.run_dag import load_dag, run_nightly_for
+from upstream.run_dag import load_dag, run_day, run_nightly_for
 
 pytestmark = pytest.mark.integration
 
@@ -113,24 +113,27 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
-def test_missing_manifest_fails_after_deadline_and_alerts(upstream_env, airflow_db, monkeypatch):
+def test_past_day_without_manifest_fails_at_once_naming_the_folder_and_alerts(
+        upstream_env, airflow_db, monkeypatch):
+    """The day's deadline (03:00 the next morning + 6 h) passed long ago: no waiting at all,
+    although the sensor would poke for hours (the defaults)."""
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     _Receiver.bodies = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("UPSTREAM_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
-    monkeypatch.setenv("UPSTREAM_MANIFEST_DEADLINE_SECONDS", "2")
-    monkeypatch.setenv("UPSTREAM_MANIFEST_POKE_SECONDS", "1")
     try:
-        started = datetime.now()
-        assert run_nightly_for(DAYS[0], load_dag()) == "failed"
-        assert datetime.now() - started < timedelta(minutes=2)
+        result = run_day(DAYS[0], load_dag())
     finally:
         server.shutdown()
+    assert result.state == "failed"
+    folder = upstream_env.landing_dir / "WPS"
+    assert result.line() == f"{DAYS[0]} WPS: no file: no manifest in {folder}"
     alerts = [b for b in _Receiver.bodies if b.get("step") == "wait_for_manifest"]
     assert alerts, _Receiver.bodies
     assert alerts[0]["agency"] == "WPS"
     assert alerts[0]["extract_date"] == DAYS[0].isoformat()
-    assert "did not arrive" in alerts[0]["reason"]
+    assert "did not arrive by the deadline" in alerts[0]["reason"]
+    assert str(folder) in alerts[0]["reason"]
     assert alerts[0]["dag_id"] == "upstream_nightly" and alerts[0]["run_id"]  # every alert
 
 
@@ -185,3 +188,42 @@ def test_real_volume_day_logs_outcome_first_and_alerts_with_its_run(upstream_env
     assert (warning["agency"], warning["extract_date"], warning["step"]) == (
         "WPS", day.isoformat(), "validate_and_load")
     assert "12.5% of rows quarantined (1 of 8)" in warning["reason"]
+
+
+def test_a_day_years_before_start_date_loads_through_dag_test_run_conf(upstream_env, nightly,
+                                                                      warehouse_url):
+    """Issue 14: an extract day from 2019 (the DAG's start_date used to be 2024-05-01, and
+    Airflow then made a run without task instances that ended "success")."""
+    old = date(2019, 3, 15)
+    (generated,) = generate.generate(upstream_env.landing_dir, old, old, ["WPS"], seed=8)
+    result = run_day(old, nightly)
+    assert result.state == "success"
+    assert result.line() == f"{old} WPS: loaded {generated.rows} rows, quarantined 0"
+    files = _dump(warehouse_url)["files"]
+    assert [(f[2], f[4], f[6]) for f in files] == [(old, "loaded", generated.rows)]
+
+
+def test_one_load_per_agency_at_a_time(upstream_env, warehouse_url):
+    """The lock that replaced max_active_runs=1: one agency's loads wait for each other,
+    another agency's do not."""
+    from upstream.locks import AgencyBusy, agency_load_lock
+
+    order: list[str] = []
+    with agency_load_lock("WPS", warehouse_url):
+        with pytest.raises(AgencyBusy, match="another load of this agency"):
+            with agency_load_lock("WPS", warehouse_url, wait=False):
+                pass
+        with agency_load_lock("LPS", warehouse_url, wait=False):
+            order.append("LPS while WPS is held")
+
+        def second_wps_load():
+            with agency_load_lock("WPS", warehouse_url):
+                order.append("second WPS")
+
+        waiter = threading.Thread(target=second_wps_load)
+        waiter.start()
+        waiter.join(timeout=1)
+        assert waiter.is_alive()  # still waiting for the first WPS load
+        order.append("first WPS done")
+    waiter.join(timeout=10)
+    assert order == ["LPS while WPS is held", "first WPS done", "second WPS"]

@@ -271,6 +271,7 @@ def test_referral_funnel(scenario, warehouse_url):
         "declined": (9, 5, d("0.3333")),             # vs contacted
         "unreachable": (10, 5, d("0.2500")),         # vs referred
         "withdrawn": (11, 0, d("0.0000")),           # vs referred
+        "not_referred_outside_window": (12, 0, d("0.0000")),  # vs consent given
     }
     august = funnel[date(2024, 8, 1)]
     assert {k: v[1:] for k, v in august.items()} == {
@@ -280,6 +281,7 @@ def test_referral_funnel(scenario, warehouse_url):
         "consent_given": (None, None), "referred": (None, None),
         "contact_attempted": (None, None), "contacted": (None, None), "engaged": (None, None),
         "declined": (0, None), "unreachable": (0, None), "withdrawn": (0, None),
+        "not_referred_outside_window": (0, None),
     }
     # the restricted table keeps the exact counts
     exact = {r["step"]: r["count"] for r in _rows(

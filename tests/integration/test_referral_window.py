@@ -44,6 +44,15 @@ def test_wall_clock_window_sends_only_recent_calls_after_launch(upstream_env, ou
     assert outbox[too_old["incident_id"]] == ("expired", "outside the referral window")
     assert "2 eligible case(s) are outside the referral window" in caplog.text
     assert [r["route"] for r in outreach.requests_log()] == ["create"]
+    # the funnel counts them as "not referred: outside the referral window"
+    from upstream import outcomes
+
+    outcomes.rebuild_outcomes(warehouse_url)
+    with psycopg.connect(warehouse_url) as conn:
+        steps = dict(conn.execute(
+            "SELECT step, sum(count) FROM outcomes.referral_funnel"
+            " WHERE step IN ('referred', 'not_referred_outside_window') GROUP BY step"))
+    assert steps == {"referred": 1, "not_referred_outside_window": 2}
 
 
 def test_a_referral_never_sent_expires_when_it_ages_out(upstream_env, outreach, warehouse_url,

@@ -320,6 +320,7 @@ def test_retention_dag_runs_end_to_end(upstream_env, airflow_db, warehouse_url, 
     old_log = _touch(logs / "dag_id=upstream_nightly" / "run_id=old" / "attempt=1.log",
                      now - 45 * DAY)
     fresh_log = _touch(logs / "dag_id=upstream_nightly" / "run_id=new" / "attempt=1.log", now)
+    old_page = _touch(settings.gx_dir / "WPS" / "docs" / "WPS_old_run.html", now - 100 * DAY)
     csv1, manifest1 = ingest.delivery_paths(settings.landing_dir, "WPS", DAYS[0])
     csv2, _ = ingest.delivery_paths(settings.landing_dir, "WPS", DAYS[1])
 
@@ -327,7 +328,8 @@ def test_retention_dag_runs_end_to_end(upstream_env, airflow_db, warehouse_url, 
     assert bag.import_errors == {}
     dag = bag.get_dag("upstream_retention")
     assert {t.task_id for t in dag.tasks} == {
-        "purge_contacts", "purge_quarantine", "delete_extract_files", "purge_task_logs"}
+        "purge_contacts", "purge_quarantine", "delete_extract_files", "purge_task_logs",
+        "purge_data_docs"}
     dag_run = dag.test()
     assert str(getattr(dag_run.state, "value", dag_run.state)) == "success"
 
@@ -336,9 +338,9 @@ def test_retention_dag_runs_end_to_end(upstream_env, airflow_db, warehouse_url, 
     assert not csv1.exists() and manifest1.is_file() and csv2.is_file()
     assert {d: v[1] for d, v in wh.files().items()} == {
         DAYS[0].isoformat(): True, DAYS[1].isoformat(): False}
-    assert not old_log.exists() and fresh_log.is_file()
+    assert not old_log.exists() and fresh_log.is_file() and not old_page.exists()
     assert _kinds(wh.new_log()) == {"victim_contact": 1, "quarantine_row": 1,
-                                    "extract_file": 1, "task_log": 1}
+                                    "extract_file": 1, "task_log": 1, "data_docs": 1}
 
     # run it again: nothing left to purge, nothing logged
     dag_run = bag.get_dag("upstream_retention").test()

@@ -50,16 +50,6 @@ def test_the_demo_backfill_runs_every_demo_night():
     assert len(old) == DEMO_DAYS - 1
 
 
-def test_the_readme_backfill_example_loads_the_days_it_says():
-    readme = (DAGS.parent / "README.md").read_text(encoding="utf-8")
-    command = re.search(r"`(airflow backfill create [^`]+)`", readme).group(1).split()
-    runs = _backfill_runs(command[command.index("--from-date") + 1],
-                          command[command.index("--to-date") + 1])
-    assert [extract_date_for_run(None, r, None, TZ) for r in runs] == [
-        date(2024, 5, 6), date(2024, 5, 7), date(2024, 5, 8), date(2024, 5, 9)]
-    assert "this loads 2024-05-06 to 2024-05-09" in readme
-
-
 def test_the_service_follows_the_routing_clock_only_in_a_replay(monkeypatch):
     monkeypatch.setenv("UPSTREAM_TIMEZONE", "America/Toronto")
     settings = load_settings()

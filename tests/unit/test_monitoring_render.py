@@ -79,6 +79,10 @@ def _snapshot(agency: str = "WPS", text: str = "ok") -> Snapshot:
                                     rows_loaded=77, rows_quarantined=None)],
         "quarantine_by_rule": [dict(agency_code=agency, extract_date=date(2024, 5, 2), rule=text,
                                     rows=None)],
+        "agency_quality_latest": [
+            dict(agency_code=agency, last_extract_date=date(2024, 5, 2), last_outcome="loaded",
+                 days_behind=0, days_received=1, files_refused=0, rows_loaded=77,
+                 rows_quarantined=None)],
     }
     return s
 

@@ -52,7 +52,7 @@ LEFT JOIN t_referral_outcome AS e USING (referral_id);
 ANALYZE t_referral;
 
 -- Funnel by month of call: steps 1-4 from the calls (current truth, the same numbers as
--- calls_monthly), steps 5-11 from the referrals of those calls. base_step: what the rate is
+-- calls_monthly), steps 5-12 from the referrals of those calls. base_step: what the rate is
 -- relative to.
 CREATE TEMP TABLE t_funnel ON COMMIT DROP AS
 WITH m AS (
@@ -71,6 +71,15 @@ WITH m AS (
            count(*) FILTER (WHERE withdrawn)::int AS withdrawn
     FROM t_referral
     GROUP BY agency_code, month
+), x AS (
+    -- eligible but outside the referral window (before launch, or too old when routing ran):
+    -- never sent; imported history lands here
+    SELECT r.agency_code, date_trunc('month', c.call_received_at::date)::date AS month,
+           count(*)::int AS outside_window
+    FROM routing.referral AS r
+    JOIN core.call AS c USING (agency_code, incident_id)
+    WHERE r.status = 'expired'
+    GROUP BY 1, 2
 ), j AS (
     SELECT m.*,
            coalesce(r.referred, 0) AS referred,
@@ -79,8 +88,9 @@ WITH m AS (
            coalesce(r.engaged, 0) AS engaged,
            coalesce(r.declined, 0) AS declined,
            coalesce(r.unreachable, 0) AS unreachable,
-           coalesce(r.withdrawn, 0) AS withdrawn
-    FROM m LEFT JOIN r USING (agency_code, month)
+           coalesce(r.withdrawn, 0) AS withdrawn,
+           coalesce(x.outside_window, 0) AS outside_window
+    FROM m LEFT JOIN r USING (agency_code, month) LEFT JOIN x USING (agency_code, month)
 )
 SELECT j.agency_code, j.month, s.step_order, s.step, s.count, s.base_step, s.base_count,
        CASE WHEN s.base_count > 0 THEN round(s.count::numeric / s.base_count, 4) END AS rate
@@ -96,7 +106,8 @@ CROSS JOIN LATERAL (VALUES
     (8,  'engaged',           j.engaged,           'contacted',         j.contacted),
     (9,  'declined',          j.declined,          'contacted',         j.contacted),
     (10, 'unreachable',       j.unreachable,       'referred',          j.referred),
-    (11, 'withdrawn',         j.withdrawn,         'referred',          j.referred)
+    (11, 'withdrawn',         j.withdrawn,         'referred',          j.referred),
+    (12, 'not_referred_outside_window', j.outside_window, 'consent_given', j.consent_given)
 ) AS s(step_order, step, count, base_step, base_count);
 
 -- Timeliness: hours from call to delivery (measure 1), and from delivery to the first

@@ -8,6 +8,9 @@ Routes (under the plugin's url_prefix, /upstream-monitoring):
   (``upstream.report``: read as role upstream_public); ``/report/board.pdf`` the same as PDF.
   Query parameters ``agency`` and ``quarter=2024-Q3`` (default: the latest quarter)
 
+* ``GET /data-docs/``         the agencies' Data Docs (upstream.datadocs: self-contained pages)
+* ``GET /data-docs/<AGENCY>/[<page>.html]``  an agency's Data Docs index, or one validation
+
 Query parameters: ``agency=WPS``, ``from=2024-01``, ``to=2024-06`` (months, inclusive).
 
 Authentication and authorisation: Airflow's own. Plugin apps are *not* behind Airflow's login
@@ -87,7 +90,8 @@ def _login_redirect(request: Request) -> Response | None:
     """For a browser asking for the page without a login: Airflow's login page, then back."""
     if request.method != "GET" or "text/html" not in request.headers.get("accept", ""):
         return None
-    if request.url.path.rstrip("/") != _base(request):
+    path = request.url.path.rstrip("/")
+    if path != _base(request) and not path.startswith(_base(request) + "/data-docs"):
         return None
     try:
         from airflow.api_fastapi.app import get_auth_manager
@@ -204,4 +208,49 @@ def create_app(*, protect: bool = True) -> FastAPI:
         headers["Content-Disposition"] = f'attachment; filename="{name}.pdf"'
         return Response(pdf, media_type="application/pdf", headers=headers)
 
+    @app.get("/data-docs/", response_class=HTMLResponse)
+    async def data_docs_home() -> HTMLResponse:
+        return HTMLResponse(await asyncio.to_thread(_data_docs_home), headers=SECURITY_HEADERS)
+
+    @app.get("/data-docs/{agency}/", response_class=HTMLResponse)
+    @app.get("/data-docs/{agency}/{page}", response_class=HTMLResponse)
+    async def data_docs(agency: str, page: str = "index.html") -> Response:
+        path = await asyncio.to_thread(_data_docs_file, agency, page)
+        if path is None:
+            raise HTTPException(404, "no such Data Docs page")
+        return HTMLResponse(await asyncio.to_thread(path.read_text, encoding="utf-8"),
+                            headers=SECURITY_HEADERS)
+
     return app
+
+
+def _data_docs_home() -> str:
+    import html
+
+    from upstream import datadocs
+    from upstream.config import load_settings
+    from upstream.contract import AGENCY_CODE_RE
+
+    gx_dir = load_settings().gx_dir
+    agencies = sorted(p.name for p in gx_dir.iterdir() if AGENCY_CODE_RE.match(p.name)
+                      and datadocs.index_path(gx_dir, p.name).is_file()) if gx_dir.is_dir() else []
+    items = "".join(f'<li><a href="{a}/">{html.escape(a)}</a></li>' for a in agencies)
+    return ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Data Docs</title>'
+            '</head><body style="font-family:system-ui,sans-serif;margin:2rem"><h1>Data Docs</h1>'
+            + (f"<ul>{items}</ul>" if items else "<p>No validation has run yet.</p>")
+            + "</body></html>")
+
+
+def _data_docs_file(agency: str, page: str):
+    """The file for an agency's page, or None: names are checked, never joined blindly."""
+    from upstream import datadocs
+    from upstream.config import load_settings
+    from upstream.contract import AGENCY_CODE_RE
+
+    if not AGENCY_CODE_RE.match(agency) or not datadocs.PAGE_RE.match(page):
+        return None
+    folder = datadocs.docs_dir(load_settings().gx_dir, agency)
+    path = folder / page
+    if path.is_symlink() or not path.is_file() or path.resolve().parent != folder.resolve():
+        return None
+    return path

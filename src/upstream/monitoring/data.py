@@ -112,7 +112,7 @@ def _select(view_name: str, filters: Filters) -> tuple[sql.Composed, dict[str, A
     view = VIEWS[view_name]
     where: list[sql.Composable] = []
     params: dict[str, Any] = {}
-    if filters.agency is not None:
+    if filters.agency is not None and not view.all_agencies:
         where.append(sql.SQL("agency_code = %(agency)s"))
         params["agency"] = filters.agency
     if view.period_column and filters.month_from:

@@ -481,7 +481,7 @@ def quality_section(s: Snapshot) -> Section:
                   "What arrived from the agency each night: files received and refused, and "
                   "rows held back (quarantined) because they failed a validation rule. "
                   "Quarantined rows are left out of every figure above until corrected.",
-                  csv=["data_quality_daily", "quarantine_by_rule"])
+                  csv=["data_quality_daily", "agency_quality_latest", "quarantine_by_rule"])
     sec.charts.append(("Files received per extract day", charts.stacked_bars(
         "chart-files", "Files received per extract day", axis_days(days),
         [charts.Series("Accepted", charts.GREEN, [accepted(r) for r in rows]),
@@ -493,10 +493,17 @@ def quality_section(s: Snapshot) -> Section:
                        [r.get("rows_quarantined") for r in rows])],
         y_label="rows", height=220)))
     sec.tables.append(table("data_quality_daily", rows, "Per extract day"))
+    # A province of agencies: who delivered last night, who was refused, who is behind
+    # (the grid in Airflow shows the same per agency task group, run by run).
+    province = s.tables.get("agency_quality_latest", [])
+    if province:
+        sec.tables.insert(0, table("agency_quality_latest", province,
+                                   "Every agency at a glance (latest extract day)", hide=()))
     rules = s.tables.get("quarantine_by_rule", [])
     if rules:
         sec.more.append(table("quarantine_by_rule", rules, "Quarantined rows by rule"))
-    sec.notes = _unavailable_notes(s, ["data_quality_daily", "quarantine_by_rule"])
+    sec.notes = _unavailable_notes(s, ["data_quality_daily", "agency_quality_latest",
+                                       "quarantine_by_rule"])
     return sec
 
 

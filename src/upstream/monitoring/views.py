@@ -49,6 +49,7 @@ class View:
     keys: tuple[str, ...]  # the columns that identify a row (after agency_code)
     period_column: str | None  # the month/date column the period filter applies to
     order_by: tuple[str, ...]
+    all_agencies: bool = False  # every agency's row, whichever agency the page shows
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -227,6 +228,24 @@ VIEWS: dict[str, View] = {
             order_by=("agency_code", "extract_date"),
         ),
         View(
+            "agency_quality_latest",
+            "Every agency at a glance",
+            _cols(
+                AGENCY,
+                ("last_extract_date", DAY, "Latest extract day"),
+                ("last_outcome", TEXT, "Latest file"),
+                ("days_behind", INTEGER, "Days behind"),
+                ("days_received", INTEGER, "Days received"),
+                ("files_refused", COUNT, "Files refused"),
+                ("rows_loaded", COUNT, "Rows loaded"),
+                ("rows_quarantined", COUNT, "Rows quarantined"),
+            ),
+            keys=("agency_code",),
+            period_column=None,  # each agency's latest night, whatever the period
+            order_by=("agency_code",),
+            all_agencies=True,
+        ),
+        View(
             "quarantine_by_rule",
             "Quarantined rows by rule",
             _cols(
@@ -346,6 +365,7 @@ STEP_LABELS = {
     "declined": "Declined",
     "unreachable": "Unreachable",
     "withdrawn": "Withdrawn",
+    "not_referred_outside_window": "Not referred: outside the referral window",
 }
 MEASURE_LABELS = {
     "call_to_referral": "Call to referral",
