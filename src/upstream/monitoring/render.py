@@ -259,7 +259,7 @@ FUNNEL_BASE = {"non_charge": "ipv_calls", "consent_asked": "non_charge",
                "consent_given": "consent_asked", "referred": "consent_given",
                "contact_attempted": "referred", "contacted": "contact_attempted",
                "engaged": "contacted", "declined": "contacted", "unreachable": "referred",
-               "withdrawn": "referred"}
+               "withdrawn": "referred", "not_referred_outside_window": "consent_given"}
 
 
 def over_base_reason(step: str | None) -> str:
