@@ -121,8 +121,8 @@ def test_empty_cohorts_explained_by_the_window_not_elapsed():
     notes = empty_cohort_notes(rows, build)
     assert notes[0] == (
         "182-day window: program cohorts read n = 0 because no call since the launch "
-        "(2024-05-06) is 182 days old by the reference date (2024-05-26); the first calls "
-        "count from 2024-11-04. Time to repeat contact (below) already follows them.")
+        "(2024-05-06) is 182 days old by the reference date (2024-05-26); they start to count "
+        "once it reaches 2024-11-04. Time to repeat contact (below) already follows them.")
     assert notes[1].startswith("182-day window: the baseline reads n = 0")
     assert len(notes) == 2
 

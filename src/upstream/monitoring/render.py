@@ -242,8 +242,9 @@ def funnel_section(s: Snapshot) -> Section:
 
 
 # Why a funnel rate can pass 100%: steps 1-4 are the calls' current truth, steps 5-11 count
-# delivered referrals, which stay referred (02_referrals.sql, docs/measuring.md). No other step can pass its base:
-# a contact is also an attempt, and unreachable / withdrawn are kinds of referred.
+# delivered referrals, which stay referred (02_referrals.sql, docs/measuring.md). No other
+# step can pass its base: a contact is also an attempt, unreachable / withdrawn are kinds of
+# referred (the fallback is for a step added later).
 OVER_BASE_REASONS = {
     "referred": "a referral stays counted as referred once delivered, while consent given "
                 "counts the calls as they are now: after delivery, some of these calls had "
@@ -387,7 +388,8 @@ def empty_cohort_notes(rows: Iterable[Mapping[str, Any]],
             notes.append(
                 f"{window}-day window: program cohorts read n = 0 because no call since the "
                 f"launch ({launch.isoformat()}) is {window} days old by the reference date "
-                f"({ref.isoformat()}); the first calls count from {first.isoformat()}. "
+                f"({ref.isoformat()}); they start to count once it reaches "
+                f"{first.isoformat()}. "
                 "Time to repeat contact (below) already follows them.")
         elif program:
             names = ", ".join(label(c, COHORT_LABELS) for c in program)
