@@ -17,6 +17,10 @@ absent when ``admin_enabled`` is false):
 * ``GET|POST /_admin/clock``              ``{"now": iso}`` freeze, ``{"offset_seconds": n}``
                                           shift, ``{}`` back to the real clock (survives a
                                           restart; ``reset`` clears it)
+
+With ``clock_follows_client`` (replays such as the demo), the HTTP ``Date`` header of a
+contract request moves the clock forward to that time (a frozen clock, never set back):
+see :func:`client_date` and :meth:`Clock.follow`.
 * ``GET  /_admin/stats``                  counters (responses per route/status, faults) + counts
 * ``POST /_admin/reset``                  delete all data, reset counters, faults and clock
 
@@ -27,6 +31,7 @@ duration; validation errors carry ``loc``, ``msg`` and ``type`` only (never the 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
 import hmac
 import json
@@ -88,15 +93,31 @@ class Clock:
 
     def set(self, now: datetime | None = None, offset_seconds: float | None = None) -> None:
         with self._lock:
-            self._frozen = now.astimezone(UTC) if now is not None else None
-            self._offset = timedelta(seconds=offset_seconds or 0.0)
-            if self._store is not None:
-                real = self._frozen is None and not self._offset
-                state = {
-                    "frozen": self._frozen.isoformat() if self._frozen else None,
-                    "offset_seconds": self._offset.total_seconds(),
-                }
-                self._store.set_meta(self.META_KEY, None if real else json.dumps(state))
+            self._set(now, offset_seconds)
+
+    def _set(self, now: datetime | None, offset_seconds: float | None) -> None:
+        self._frozen = now.astimezone(UTC) if now is not None else None
+        self._offset = timedelta(seconds=offset_seconds or 0.0)
+        if self._store is not None:
+            real = self._frozen is None and not self._offset
+            state = {
+                "frozen": self._frozen.isoformat() if self._frozen else None,
+                "offset_seconds": self._offset.total_seconds(),
+            }
+            self._store.set_meta(self.META_KEY, None if real else json.dumps(state))
+
+    def follow(self, moment: datetime) -> bool:
+        """Freeze the clock at ``moment`` unless it is already frozen at or after it.
+
+        A replayed calendar only moves forward: a request dated earlier than the clock (a
+        retry, a slower worker) never takes back what has already happened. Returns whether
+        the clock moved.
+        """
+        with self._lock:
+            if self._frozen is not None and moment <= self._frozen:
+                return False
+            self._set(moment, None)
+            return True
 
     def describe(self) -> dict[str, Any]:
         with self._lock:
@@ -392,6 +413,20 @@ def _parse_cursor(after: str | None) -> int | None:
     return int(after)
 
 
+def client_date(headers: Any) -> datetime | None:
+    """The request's HTTP ``Date`` (RFC 9110 IMF-fixdate, or the obsolete forms), or None when
+    absent or unreadable (a bad ``Date`` is ignored, never an error: the contract does not
+    require one)."""
+    raw = headers.get("date")
+    if not raw:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
 def _parse_until(raw: str) -> datetime | None:
     text = raw.strip()
     if " " in text and "T" in text:  # an unencoded "+" in a query string became a space
@@ -423,6 +458,12 @@ def create_app(config: ServiceConfig) -> FastAPI:
     )
     app.state.outreach = service
 
+    def follow_client(request: Request) -> None:
+        if config.clock_follows_client:
+            moment = client_date(request.headers)
+            if moment is not None:
+                service.clock.follow(moment)
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": safe_errors(list(exc.errors()))}, status_code=422)
@@ -430,6 +471,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     # ------------------------------------------------------------------ contract routes
     @app.post("/v1/referrals")
     async def create_referral(request: Request) -> Response:
+        follow_client(request)
         key = request.headers.get("idempotency-key")
         if key is None or not key.strip():
             return _error(400, ["header", "Idempotency-Key"], "Field required", "missing")
@@ -489,7 +531,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
         )
 
     @app.post("/v1/referrals/{referral_id}/withdrawal")
-    async def withdraw_referral(referral_id: str) -> Response:
+    async def withdraw_referral(referral_id: str, request: Request) -> Response:
+        follow_client(request)
         result = await run_in_threadpool(service.store.withdraw, referral_id, service.now_epoch())
         if result is None:
             return JSONResponse({"detail": "unknown referral"}, status_code=404)
@@ -497,9 +540,11 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     @app.get("/v1/referral-events")
     async def referral_events(
+        request: Request,
         after: str | None = Query(default=None, max_length=64),
         limit: int = Query(default=100, ge=1, le=1000),
     ) -> Response:
+        follow_client(request)
         after_seq = _parse_cursor(after)
         if after_seq is None:
             return _error(

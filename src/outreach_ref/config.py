@@ -61,6 +61,10 @@ class ServiceConfig:
     ``admin_token``             token for ``/_admin``; ``None`` = same as ``token``.
     ``simulate_on_read``        advance the simulator to the server clock's "now" on every
                                 ``GET /v1/referral-events``.
+    ``clock_follows_client``    replays (the demo): an authorised ``/v1`` request's HTTP
+                                ``Date`` header moves the server clock forward to that time
+                                (never back), so referrals are received, worked and withdrawn
+                                on the client's calendar. Off by default: ``Date`` is ignored.
     ``timezone``                IANA zone used to render ``occurred_at`` (always with offset).
     ``max_body_bytes``          larger request bodies get ``413``.
     ``record_requests``         keep every authorised ``/v1`` POST (route, key, body) in the
@@ -86,6 +90,7 @@ class ServiceConfig:
     admin_enabled: bool = True
     admin_token: str | None = None
     simulate_on_read: bool = True
+    clock_follows_client: bool = False
     timezone: str = "UTC"
     max_body_bytes: int = 64 * 1024
     record_requests: bool = False
@@ -228,6 +233,7 @@ _PARSERS: dict[str, Any] = {
     "admin_enabled": _parse_bool,
     "admin_token": str,
     "simulate_on_read": _parse_bool,
+    "clock_follows_client": _parse_bool,
     "timezone": str,
     "max_body_bytes": int,
     "record_requests": _parse_bool,

@@ -382,6 +382,10 @@ class OutreachServer(str):
         }
         return self._admin("POST", "/_admin/clock", json=body)
 
+    def clock(self) -> dict[str, Any]:
+        """The server clock (GET /_admin/clock): ``now``, ``frozen``, ``offset_seconds``."""
+        return self._admin("GET", "/_admin/clock")
+
     def stats(self) -> dict[str, Any]:
         return self._admin("GET", "/_admin/stats")
 

@@ -13,8 +13,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from upstream.dev import env as devenv
 from upstream.settings import load_settings
@@ -62,10 +64,35 @@ def _outreach_command(settings, env):
     store = settings.home / "outreach"
     store.mkdir(parents=True, exist_ok=True)
     service_env = {**env, "OUTREACH_TOKEN": outreach_token(),
-                   "OUTREACH_DB_PATH": str(store / "outreach.db")}
+                   "OUTREACH_DB_PATH": str(store / "outreach.db"),
+                   **outreach_clock_env(settings, env)}
     return ("outreach-service",
             [sys.executable, "-m", "outreach_ref", "--host", "127.0.0.1",
              "--port", str(parts.port or 80)], service_env)
+
+
+def outreach_clock_env(settings, env: dict) -> dict[str, str]:
+    """How the reference service keeps time. In a replay (UPSTREAM_ROUTING_CLOCK=extracts, the
+    demo) routing dates its requests with the routing clock and the service follows that
+    `Date`: referrals are received on the night they are routed and worked in the hours and
+    days after, on the demo's calendar (not today's). occurred_at reads in the program's zone.
+    Values already in `env` win."""
+    out = {"OUTREACH_TIMEZONE": settings.timezone.key}
+    if env.get("UPSTREAM_ROUTING_CLOCK", settings.routing_clock) == "extracts":
+        out["OUTREACH_CLOCK_FOLLOWS_CLIENT"] = "true"
+    return {k: env.get(k) or v for k, v in out.items()}
+
+
+def demo_backfill_window(start: date, days: int, tz: ZoneInfo) -> tuple[str, str]:
+    """`--from-date` / `--to-date` of the demo's backfill: the nightly runs (03:00 local on day
+    D+1 processes day D) for the `days` extract days from `start`.
+
+    Both bounds are the runs' own times with their offset: Airflow keeps a run whose logical
+    date is within [from, to], and a bare `--to-date` date means 00:00 UTC, before the last
+    night's 03:00 local run (that is how the demo once loaded 20 of its 21 days)."""
+    first = datetime.combine(start + timedelta(days=1), clock_time(3), tz)
+    last = datetime.combine(start + timedelta(days=days), clock_time(3), tz)
+    return first.isoformat(), last.isoformat()
 
 
 def stop_embedded() -> None:
@@ -152,11 +179,11 @@ def run_local_stack(demo: bool = True) -> int:
             return 1
         marker = settings.home / ".demo_backfill_created"
         if demo and not marker.exists():
-            # Runs at 03:00 local on day D+1 process day D's extract; --to-date is a midnight
-            # and its own 03:00 run is not included, hence + 2 for the last demo day.
+            # Runs at 03:00 local on day D+1 process day D's extract; the bounds are those
+            # runs' own times (a bare --to-date is a midnight, before its night's run).
+            from_date, to_date = demo_backfill_window(DEMO_START, DEMO_DAYS, settings.timezone)
             _airflow("backfill", "create", "--dag-id", "upstream_nightly",
-                     "--from-date", (DEMO_START + timedelta(days=1)).isoformat(),
-                     "--to-date", (demo_end + timedelta(days=2)).isoformat(),
+                     "--from-date", from_date, "--to-date", to_date,
                      "--reprocess-behavior", "none", "--max-active-runs", "1",
                      env=env, capture=True)
             marker.touch()

@@ -77,6 +77,9 @@ class Snapshot:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)  # view -> short reason
     role: str | None = None  # the role the queries ran as, if switched
+    # published.build_info (reference_date, program_launch_date, repeat_windows_days): what
+    # the build was judged against; None when unavailable (the page then says less)
+    build: dict[str, Any] | None = None
 
 
 def _note_once(message: str, *args: object) -> None:
@@ -184,6 +187,7 @@ def _read(conn: psycopg.Connection, filters: Filters, names: list[str],
                 filters = Filters(_preferred_agency(snapshot.agencies), filters.month_from,
                                   filters.month_to)
                 snapshot.filters = filters
+        snapshot.build = _build_info(conn)
         for name in names:
             query, params = _select(name, filters)
             try:
@@ -195,6 +199,20 @@ def _read(conn: psycopg.Connection, filters: Filters, names: list[str],
                 snapshot.unavailable[name] = _unavailable_reason(exc)
                 snapshot.tables[name] = []
     return snapshot
+
+
+def _build_info(conn: psycopg.Connection) -> dict[str, Any] | None:
+    """What the published figures were judged against (one row, no counts of people)."""
+    query = sql.SQL("SELECT reference_date, program_launch_date, repeat_windows_days"
+                    " FROM {}").format(sql.Identifier(SCHEMA, "build_info"))
+    try:
+        with conn.transaction():
+            return conn.execute(query).fetchone()
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege,
+            psycopg.errors.UndefinedColumn, psycopg.errors.InvalidSchemaName) as exc:
+        # not published yet, or not readable: the page says less
+        log.info("monitoring: %s.build_info unavailable: %s", SCHEMA, type(exc).__name__)
+        return None
 
 
 def _preferred_agency(available: list[str]) -> str:

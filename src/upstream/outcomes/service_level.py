@@ -40,9 +40,17 @@ def alert_level() -> int:
 
 
 def uncontacted_48h(url: str | None = None, now: datetime | None = None) -> dict[str, int]:
-    """Open referrals without a contact 48 h after delivery, per agency (only agencies with any)."""
-    now = now or datetime.now(UTC)
+    """Open referrals without a contact 48 h after delivery, per agency (only agencies with any).
+
+    `now` defaults to the wall clock, or in a replay (UPSTREAM_ROUTING_CLOCK=extracts, the demo)
+    to the routing clock that stamped `delivered_at`: else every demo referral from 2024 would
+    be "overdue" against today."""
     with db.connect(url, role=db.OUTCOMES) as conn:
+        if now is None:
+            from upstream.config import load_settings
+            from upstream.routing.outbox import replay_now
+
+            now = replay_now(conn, load_settings()) or datetime.now(UTC)
         rows = conn.execute(db.read_sql("service/uncontacted_48h.sql"), {"now": now}).fetchall()
     return {r["agency_code"]: r["uncontacted"] for r in rows}
 

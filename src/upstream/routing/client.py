@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any, Protocol
 
 import httpx
@@ -74,12 +76,23 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
         return None  # an HTTP-date: the policy uses its default pause
 
 
+def http_date(moment: datetime) -> str:
+    """RFC 9110 IMF-fixdate, e.g. 'Tue, 07 May 2024 04:00:00 GMT'."""
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
 class HttpOutreachClient:
+    """`date`: sent as the HTTP `Date` of every request (replays: the routing clock's "now",
+    which a server may follow, see outreach_ref's clock_follows_client); None sends none."""
+
     def __init__(self, endpoint: OutreachEndpoint, timeout_seconds: float,
-                 transport: httpx.BaseTransport | None = None):
+                 transport: httpx.BaseTransport | None = None, date: datetime | None = None):
+        headers = {"Authorization": f"Bearer {endpoint.token}"}
+        if date is not None:
+            headers["Date"] = http_date(date)
         self._http = httpx.Client(
             base_url=endpoint.base_url,
-            headers={"Authorization": f"Bearer {endpoint.token}"},
+            headers=headers,
             timeout=timeout_seconds,
             transport=transport,
         )
@@ -160,7 +173,9 @@ def resolve_endpoint(settings: Settings, *, use_airflow: bool) -> OutreachEndpoi
     return OutreachEndpoint(settings.outreach_url, outreach_token(), "environment")
 
 
-def http_client(settings: Settings, *, use_airflow: bool = False) -> HttpOutreachClient:
+def http_client(settings: Settings, *, use_airflow: bool = False,
+                date: datetime | None = None) -> HttpOutreachClient:
     endpoint = resolve_endpoint(settings, use_airflow=use_airflow)
-    log.info("outreach service at %s (from %s)", endpoint.base_url, endpoint.source)
-    return HttpOutreachClient(endpoint, settings.outreach_timeout_seconds)
+    log.info("outreach service at %s (from %s)%s", endpoint.base_url, endpoint.source,
+             f", requests dated {date.isoformat()} (routing clock)" if date else "")
+    return HttpOutreachClient(endpoint, settings.outreach_timeout_seconds, date=date)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from upstream.routing.client import Answer, OutreachClient, http_client
 from upstream.routing.errors import OutreachProtocolError, TransientDeliveryError
-from upstream.routing.outbox import RECIPIENT, audit, window
+from upstream.routing.outbox import RECIPIENT, audit, replay_now, window
 from upstream.routing.payload import DISCLOSED_FIELDS, build_payload
 from upstream.routing.policy import RetryPolicy
 from upstream.routing.problems import describe_422
@@ -48,8 +49,9 @@ def _park(conn, referral_id: str, reason: str, report: DeliveryReport, basis: di
 
 
 def _send_one(client: OutreachClient, policy: RetryPolicy, conn, row: dict,
-              settings: Settings, report: DeliveryReport) -> str:
-    """Send until a definitive answer or the policy's budget is spent. Returns the status."""
+              settings: Settings, report: DeliveryReport, stamp: datetime | None = None) -> str:
+    """Send until a definitive answer or the policy's budget is spent. Returns the status.
+    `stamp`: the replay clock's now for `delivered_at` (None: the database's now())."""
     referral_id = row["referral_id"]
     basis = {"consent_recorded_at": row["consent_recorded_at"],
              "consent_officer_id": row["consent_officer_id"]}
@@ -69,7 +71,8 @@ def _send_one(client: OutreachClient, policy: RetryPolicy, conn, row: dict,
         with conn.transaction():
             audit(conn, referral_id, "disclosure", outcome, fields=DISCLOSED_FIELDS, **basis)
             conn.execute(db.read_sql("routing/mark_delivered.sql"),
-                         {"record_version": row["record_version"], "referral_id": referral_id})
+                         {"record_version": row["record_version"], "referral_id": referral_id,
+                          "delivered_at": stamp})
         report.delivered += 1
         report.replayed += answer.status == 200
         return "delivered"
@@ -104,9 +107,13 @@ def deliver_referrals(settings: Settings | None = None, url: str | None = None, 
     report = DeliveryReport()
     due_sql = db.read_sql("routing/due_referrals.sql")
     own_client = client is None
-    client = client or http_client(settings, use_airflow=use_airflow_connection)
     try:
         with db.connect(url, role=db.ROUTER) as conn:
+            # a replay (routing clock `extracts`) delivers on the extracts' calendar
+            stamp = replay_now(conn, settings)
+            conn.commit()
+            if own_client:
+                client = http_client(settings, use_airflow=use_airflow_connection, date=stamp)
             while True:
                 rows = conn.execute(due_sql, {"batch": settings.outreach_batch_size,
                                               **window(conn, settings)}).fetchall()
@@ -121,12 +128,12 @@ def deliver_referrals(settings: Settings | None = None, url: str | None = None, 
                                 "referral_id": row["referral_id"]})
                         report.skipped_no_contact += 1
                         continue
-                    outcome = _send_one(client, policy, conn, row, settings, report)
+                    outcome = _send_one(client, policy, conn, row, settings, report, stamp)
                     progressed = progressed or outcome != "pending"
                 if not rows or not progressed:
                     break
     finally:
-        if own_client:
+        if own_client and client is not None:
             client.close()
     log.info("referral delivery: %s delivered (%s replays), %s parked, %s still pending, "
              "%s requests", report.delivered, report.replayed, report.parked,

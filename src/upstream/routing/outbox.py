@@ -32,6 +32,16 @@ def routing_now(conn, settings: Settings) -> datetime:
     return datetime.now(settings.timezone)
 
 
+def replay_now(conn, settings: Settings) -> datetime | None:
+    """The routing clock's "now" when it is not the wall clock (`extracts`), else None.
+
+    Replays stamp what they do with it: `delivered_at`, and the HTTP `Date` of every request
+    to the outreach service (a server that follows its clients' calendar, like the reference
+    service in the demo, then receives and works referrals on the extracts' days). In `wall`
+    mode nothing changes: the database's now() and no `Date` header."""
+    return routing_now(conn, settings) if settings.routing_clock == "extracts" else None
+
+
 def window(conn, settings: Settings) -> dict[str, datetime]:
     """The referral window as bind parameters: a call is sendable when it was received on or
     after the program's launch (local midnight) and is at most referral_max_age_days old."""

@@ -10,6 +10,7 @@ import logging
 
 from upstream.routing.client import OutreachClient, http_client
 from upstream.routing.errors import TransientDeliveryError
+from upstream.routing.outbox import replay_now
 from upstream.routing.policy import RetryPolicy
 from upstream.settings import Settings, load_settings
 from upstream.warehouse import db
@@ -31,9 +32,11 @@ def sync_events(settings: Settings | None = None, url: str | None = None,
     policy = policy or RetryPolicy.from_settings(settings)
     stored = skipped = 0
     own_client = client is None
-    client = client or http_client(settings, use_airflow=use_airflow_connection)
     try:
         with db.connect(url, role=db.ROUTER) as conn:
+            if own_client:  # a replay reads the events up to the extracts' "now"
+                client = http_client(settings, use_airflow=use_airflow_connection,
+                                     date=replay_now(conn, settings))
             row = conn.execute(db.read_sql("routing/sync_cursor_get.sql"), {"feed": FEED}).fetchone()
             cursor = row["cursor"] if row else None
             conn.commit()
@@ -63,7 +66,7 @@ def sync_events(settings: Settings | None = None, url: str | None = None,
                     break
                 cursor = next_cursor
     finally:
-        if own_client:
+        if own_client and client is not None:
             client.close()
     if skipped:
         log.warning("skipped %s event(s) of unknown type or without an id", skipped)

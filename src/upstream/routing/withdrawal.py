@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from upstream.routing.client import OutreachClient, http_client
 from upstream.routing.errors import OutreachProtocolError, TransientDeliveryError
-from upstream.routing.outbox import audit
+from upstream.routing.outbox import audit, replay_now
 from upstream.routing.policy import RetryPolicy
 from upstream.settings import Settings, load_settings
 from upstream.warehouse import db
@@ -50,9 +50,11 @@ def propagate_withdrawals(settings: Settings | None = None, url: str | None = No
     policy = policy or RetryPolicy.from_settings(settings)
     report = WithdrawalReport()
     own_client = client is None
-    client = client or http_client(settings, use_airflow=use_airflow_connection)
     try:
         with db.connect(url, role=db.ROUTER) as conn:
+            if own_client:
+                client = http_client(settings, use_airflow=use_airflow_connection,
+                                     date=replay_now(conn, settings))
             due = conn.execute(db.read_sql("routing/due_withdrawals.sql")).fetchall()
             conn.commit()
             for row in due:
@@ -76,7 +78,7 @@ def propagate_withdrawals(settings: Settings | None = None, url: str | None = No
                 else:
                     report.never_held += 1
     finally:
-        if own_client:
+        if own_client and client is not None:
             client.close()
     log.info("withdrawals: %s confirmed (%s deleted at the server, %s never held there), "
              "%s unconfirmed", report.confirmed, report.withdrawn, report.never_held,
