@@ -25,9 +25,10 @@ from psycopg.rows import dict_row
 
 from outreach_ref import ServiceConfig
 from outreach_ref.testing import run_server
-from upstream import generate, ingest, outcomes, routing
-from upstream.cli import DEMO_START
-from upstream.devserver import outreach_clock_env
+from upstream import ingest, outcomes, routing
+from upstream.dev import generate
+from upstream.dev.cli import DEMO_START
+from upstream.dev.server import outreach_clock_env
 
 pytestmark = pytest.mark.integration
 
@@ -60,9 +61,9 @@ def demo_service(upstream_env, monkeypatch) -> Iterator:
 
 def test_demo_nights_measure_hours_and_days(upstream_env, demo_service, warehouse_url,
                                             no_data_docs):
-    from upstream.config import load_settings
     from upstream.monitoring import data, render
     from upstream.monitoring.views import Filters
+    from upstream.settings import load_settings
 
     settings = load_settings()
     assert settings.routing_clock == "extracts"
@@ -114,7 +115,7 @@ def test_demo_nights_measure_hours_and_days(upstream_env, demo_service, warehous
 
     # the 48-hour service level is judged on the demo's clock too: the referrals of the last
     # two nights are not overdue (against today's clock every uncontacted one would be)
-    from upstream import service_level
+    from upstream.outcomes import service_level
 
     with psycopg.connect(warehouse_url, row_factory=dict_row) as conn:
         could_be_late = conn.execute(

@@ -12,13 +12,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from markupsafe import escape
 
-from upstream.cli import DEMO_DAYS, DEMO_START
-from upstream.config import load_settings
-from upstream.dates import extract_date_for_run
-from upstream.devserver import demo_backfill_window, outreach_clock_env
+from upstream.airflow.dates import extract_date_for_run
+from upstream.dev.cli import DEMO_DAYS, DEMO_START
+from upstream.dev.server import demo_backfill_window, outreach_clock_env
 from upstream.monitoring.data import Snapshot
 from upstream.monitoring.render import empty_cohort_notes, over_base_reason, render_page
 from upstream.monitoring.views import Filters
+from upstream.settings import load_settings
 
 TZ = ZoneInfo("America/Toronto")
 DAGS = Path(__file__).resolve().parents[2] / "dags"

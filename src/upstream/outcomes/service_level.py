@@ -47,8 +47,8 @@ def uncontacted_48h(url: str | None = None, now: datetime | None = None) -> dict
     be "overdue" against today."""
     with db.connect(url, role=db.OUTCOMES) as conn:
         if now is None:
-            from upstream.config import load_settings
             from upstream.routing.outbox import replay_now
+            from upstream.settings import load_settings
 
             now = replay_now(conn, load_settings()) or datetime.now(UTC)
         rows = conn.execute(db.read_sql("service/uncontacted_48h.sql"), {"now": now}).fetchall()
