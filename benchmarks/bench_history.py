@@ -1,4 +1,4 @@
-"""Bulk history import (upstream.history): speed, memory, the cost against a raw COPY, and a
+"""Bulk history import (upstream.ingest.history): speed, memory, the cost against a raw COPY, and a
 nightly load's cost after years of stored history. Not a test; prints one table.
 
     .venv/bin/python benchmarks/bench_history.py                   # scaled: 5 agencies x 10 years
@@ -45,9 +45,9 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import WORK, machine_info, start_server  # noqa: E402
 
-from upstream import generate  # noqa: E402
 from upstream.contract import COLUMNS  # noqa: E402
-from upstream.db import migrate, with_database  # noqa: E402
+from upstream.dev import generate  # noqa: E402
+from upstream.warehouse.db import migrate, with_database  # noqa: E402
 
 TZ = generate.TZ
 BASE = date(2000, 1, 3)
@@ -113,7 +113,7 @@ IMPORT_CHILD = """
 import json, resource, sys, time
 from datetime import date
 import great_expectations  # imported before the clock starts, as in a running worker
-from upstream import history
+from upstream.ingest import history
 t = time.perf_counter()
 s = history.import_history(date.fromisoformat(sys.argv[1]), date.fromisoformat(sys.argv[2]))
 print(json.dumps({"seconds": time.perf_counter() - t, "files": s.files_loaded,
@@ -153,7 +153,7 @@ from datetime import date
 from pathlib import Path
 import great_expectations
 from upstream import ingest
-from upstream.config import load_settings
+from upstream.settings import load_settings
 url_fresh, gx_fresh, url_aged, gx_aged, *days = sys.argv[1:]
 base = load_settings()
 setups = {"fresh": (url_fresh, dataclasses.replace(base, gx_dir=Path(gx_fresh))),
@@ -182,7 +182,7 @@ def nightly(home: Path, urls: dict[str, str], days: list[date]) -> dict[str, lis
 def age_gx_store(home: Path, nights: int) -> int:
     """What `nights` nightly loads would have left: one stored GX result and one Data Docs
     page each (copies of the last real ones)."""
-    from upstream import datadocs
+    from upstream.validate import datadocs
 
     gx = home / "gx" / "WPS"
     results = sorted((gx / "gx" / "uncommitted" / "validations").rglob("*.json"))
