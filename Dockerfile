@@ -4,11 +4,12 @@
 FROM apache/airflow:3.3.2-python3.11
 
 USER root
-# pg_dump/pg_restore for the backup runbook; curl is in the base image for health checks
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-client \
- && rm -rf /var/lib/apt/lists/* \
- && mkdir -p /var/lib/outreach && chown 50000:0 /var/lib/outreach && chmod 2775 /var/lib/outreach
+# (backups use the postgres container's own pg_dump, which matches its server: runbook)
+RUN mkdir -p /var/lib/outreach /opt/airflow/upstream \
+ && chown 50000:0 /var/lib/outreach /opt/airflow/upstream \
+ && chmod 2775 /var/lib/outreach /opt/airflow/upstream
+# (named volumes start as a copy of these directories: owned by the airflow user, group 0,
+# so any AIRFLOW_UID in group 0 can write, as in Airflow's own image)
 USER airflow
 
 COPY --chown=airflow:root requirements.txt pyproject.toml /opt/upstream/
