@@ -4,13 +4,17 @@
 FROM apache/airflow:3.3.2-python3.11
 
 USER root
-# pg_dump/pg_restore for the backup runbook; pango and a font for WeasyPrint (the board
-# report's PDF); curl is in the base image for health checks
+# pango and a font for WeasyPrint (the board report's PDF); backups use the postgres
+# container's own pg_dump, which matches its server (runbook)
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-client \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
     libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/* \
- && mkdir -p /var/lib/outreach && chown 50000:0 /var/lib/outreach && chmod 2775 /var/lib/outreach
+ && mkdir -p /var/lib/outreach /opt/airflow/upstream \
+ && chown 50000:0 /var/lib/outreach /opt/airflow/upstream \
+ && chmod 2775 /var/lib/outreach /opt/airflow/upstream
+# (named volumes start as a copy of these directories: owned by the airflow user, group 0,
+# so any AIRFLOW_UID in group 0 can write, as in Airflow's own image)
 USER airflow
 
 COPY --chown=airflow:root requirements.txt requirements-nodeps.txt pyproject.toml /opt/upstream/

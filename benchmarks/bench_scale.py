@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import string
 import sys
 import time
@@ -133,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-server", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so every stack, database and Redis key is cleaned up
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     os.environ.setdefault("UPSTREAM_HOME", str(WORK / "scale-home"))
     os.environ.setdefault("UPSTREAM_PSEUDONYM_KEY", "bench-scale-key-not-a-secret")

@@ -60,6 +60,10 @@ class CeleryStack:
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            # only the runs the caller creates (backfills, triggers): unpausing the nightly DAG
+            # would otherwise start today's scheduled run, whose 3 x N sensors poke for an
+            # extract that is not there and take worker slots from the measured run
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         }
         if executor == "local":  # the same components with the LocalExecutor, for comparison
             self.workers = ()
