@@ -172,7 +172,7 @@ def test_real_volume_day_logs_outcome_first_and_alerts_with_its_run(upstream_env
     assert task_log, messages[begin:end]
     assert task_log[0][0] == "upstream.airflow.tasks.nightly"
     assert re.fullmatch(r"WPS 2024-06-01: LOADED: 8 rows in file, 7 loaded, 1 quarantined, "
-                        r"0 stale; Data Docs: file:///\S+/index\.html", task_log[0][2]), task_log[0]
+                        r"0 stale; Data Docs: file:///\S+\.html", task_log[0][2]), task_log[0]
     noise = [r for r in task_log if r[1] < logging.WARNING and not r[0].startswith("upstream")]
     assert noise == []
     assert not [m for _, _, m in task_log if "DeprecationWarning" in m]
