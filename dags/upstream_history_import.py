@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task
 
 from upstream.airflow.dag_args import default_args
+from upstream.airflow.tags import Tag, dag_tags
 from upstream.settings import load_settings
 
 SETTINGS = load_settings()
@@ -30,9 +31,9 @@ SETTINGS = load_settings()
 
 @task
 def import_history(**context) -> dict:
-    from upstream.ingest import history
+    from upstream.airflow.tasks import history
 
-    return history.run_from_context(context)
+    return history.import_history(context)
 
 
 @dag(
@@ -42,7 +43,7 @@ def import_history(**context) -> dict:
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    tags=["upstream", "ingest", "history"],
+    tags=dag_tags(Tag.INGEST, Tag.HISTORY),
     params={
         "from": Param("2015-01-01", type="string", format="date",
                       description="First extract day to import (YYYY-MM-DD)."),

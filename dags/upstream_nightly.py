@@ -36,6 +36,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from upstream.airflow.assets import LOADED_CALLS
 from upstream.airflow.dag_args import default_args
 from upstream.airflow.dates import NIGHTLY_RUN_TIME
+from upstream.airflow.tags import Tag, dag_tags
 from upstream.settings import load_settings
 
 SETTINGS = load_settings()
@@ -58,23 +59,23 @@ def _extract_date(context) -> str | None:
     retries=0,
 )
 def wait_for_manifest(agency: str, **context) -> bool:
-    from upstream.airflow import tasks as orchestration
+    from upstream.airflow.tasks import nightly
 
-    return orchestration.manifest_arrived(agency, context)
+    return nightly.manifest_arrived(agency, context)
 
 
 @task
 def verify_manifest(agency: str, **context) -> dict:
-    from upstream.airflow import tasks as orchestration
+    from upstream.airflow.tasks import nightly
 
-    return orchestration.verify_manifest(agency, context)
+    return nightly.verify_manifest(agency, context)
 
 
 @task(outlets=[LOADED_CALLS])
 def validate_and_load(agency: str, **context) -> dict:
-    from upstream.airflow import tasks as orchestration
+    from upstream.airflow.tasks import nightly
 
-    return orchestration.validate_and_load(agency, context)
+    return nightly.validate_and_load(agency, context)
 
 
 @dag(
@@ -87,7 +88,7 @@ def validate_and_load(agency: str, **context) -> dict:
     start_date=datetime(1970, 1, 1, tzinfo=SETTINGS.timezone),
     catchup=False,
     doc_md=__doc__,
-    tags=["upstream", "ingest", "nightly"],
+    tags=dag_tags(Tag.INGEST, Tag.NIGHTLY),
     params={
         "extract_date": Param(
             None, type=["null", "string"], format="date",

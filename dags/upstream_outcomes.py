@@ -29,23 +29,24 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from upstream.airflow.assets import LOADED_CALLS, REFERRAL_EVENTS
 from upstream.airflow.dag_args import default_args
+from upstream.airflow.tags import Tag, dag_tags
 from upstream.settings import load_settings
 
 SETTINGS = load_settings()
 
 
 @task
-def rebuild_outcome_tables() -> dict:
-    from upstream import outcomes
+def rebuild_outcome_tables(**context) -> dict:
+    from upstream.airflow.tasks import outcomes
 
-    return outcomes.rebuild_outcomes()
+    return outcomes.rebuild_outcome_tables(context)
 
 
 @task
-def check_contact_service_level() -> dict:
-    from upstream.outcomes import service_level
+def check_contact_service_level(**context) -> dict:
+    from upstream.airflow.tasks import outcomes
 
-    return service_level.check_uncontacted_48h()
+    return outcomes.check_contact_service_level(context)
 
 
 @dag(
@@ -58,7 +59,7 @@ def check_contact_service_level() -> dict:
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    tags=["upstream", "outcomes", "monitoring"],
+    tags=dag_tags(Tag.OUTCOMES, Tag.MONITORING),
     default_args=default_args(),
 )
 def upstream_outcomes():

@@ -35,44 +35,45 @@ from datetime import datetime, timedelta
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from upstream.airflow.dag_args import default_args
+from upstream.airflow.tags import Tag, dag_tags
 from upstream.settings import load_settings
 
 SETTINGS = load_settings()
 
 
 @task
-def purge_contacts() -> dict:
-    from upstream import retention
+def purge_contacts(**context) -> dict:
+    from upstream.airflow.tasks import retention
 
-    return retention.purge_contacts()
-
-
-@task
-def purge_quarantine() -> dict:
-    from upstream import retention
-
-    return retention.purge_quarantine()
+    return retention.purge_contacts(context)
 
 
 @task
-def delete_extract_files() -> dict:
-    from upstream import retention
+def purge_quarantine(**context) -> dict:
+    from upstream.airflow.tasks import retention
 
-    return retention.delete_extract_files()
-
-
-@task
-def purge_task_logs() -> dict:
-    from upstream import retention
-
-    return retention.purge_task_logs()
+    return retention.purge_quarantine(context)
 
 
 @task
-def purge_data_docs() -> dict:
-    from upstream import retention
+def delete_extract_files(**context) -> dict:
+    from upstream.airflow.tasks import retention
 
-    return retention.purge_data_docs()
+    return retention.delete_extract_files(context)
+
+
+@task
+def purge_task_logs(**context) -> dict:
+    from upstream.airflow.tasks import retention
+
+    return retention.purge_task_logs(context)
+
+
+@task
+def purge_data_docs(**context) -> dict:
+    from upstream.airflow.tasks import retention
+
+    return retention.purge_data_docs(context)
 
 
 @dag(
@@ -82,7 +83,7 @@ def purge_data_docs() -> dict:
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    tags=["upstream", "retention", "privacy"],
+    tags=dag_tags(Tag.RETENTION, Tag.PRIVACY),
     default_args=default_args(retry_delay=timedelta(minutes=5),
                               max_retry_delay=timedelta(hours=1)),
 )

@@ -32,6 +32,7 @@ from airflow.sdk import Param, dag, task
 
 from upstream.airflow.assets import LOADED_CALLS, REFERRAL_EVENTS
 from upstream.airflow.dag_args import default_args
+from upstream.airflow.tags import Tag, dag_tags
 from upstream.settings import load_settings
 
 SETTINGS = load_settings()
@@ -39,30 +40,30 @@ SETTINGS = load_settings()
 
 @task
 def plan_referrals(**context) -> dict:
-    from upstream.airflow import tasks as orchestration
+    from upstream.airflow.tasks import routing
 
-    return orchestration.plan_referrals(context)
+    return routing.plan_referrals(context)
 
 
 @task
 def deliver_referrals(**context) -> dict:
-    from upstream.airflow import tasks as orchestration
+    from upstream.airflow.tasks import routing
 
-    return orchestration.deliver_referrals(context)
+    return routing.deliver_referrals(context)
 
 
 @task(trigger_rule="all_done")
 def propagate_withdrawals(**context) -> dict:
-    from upstream.airflow import tasks as orchestration
+    from upstream.airflow.tasks import routing
 
-    return orchestration.propagate_withdrawals(context)
+    return routing.propagate_withdrawals(context)
 
 
 @task(trigger_rule="all_done", outlets=[REFERRAL_EVENTS])
 def sync_referral_events(**context) -> int:
-    from upstream.airflow import tasks as orchestration
+    from upstream.airflow.tasks import routing
 
-    return orchestration.sync_referral_events(context)
+    return routing.sync_referral_events(context)
 
 
 @dag(
@@ -72,7 +73,7 @@ def sync_referral_events(**context) -> int:
     catchup=False,
     max_active_runs=1,  # one sender at a time: the outbox is the single source of truth
     doc_md=__doc__,
-    tags=["upstream", "routing", "outreach"],
+    tags=dag_tags(Tag.ROUTING, Tag.OUTREACH),
     params={
         "retry_parked": Param(False, type="boolean",
                               description="Move parked referrals back to pending first."),

@@ -7,6 +7,7 @@ Nothing here imports pandas, GX, psycopg or Airflow, so DAG files may import it 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import date
@@ -97,6 +98,15 @@ class Settings:
     program_launch_date: date
     referral_max_age_days: int
     routing_clock: str  # 'wall' (now) or 'extracts' (the day after the newest loaded extract)
+    # Outcomes (upstream.outcomes) and retention (upstream.retention); validated below, except
+    # the retention periods' "at least 1 day", which each purge checks when it runs.
+    release_min_cell: int = 10
+    outcomes_work_mem: str = "256MB"
+    uncontacted_48h_alert: int = 10
+    contact_retention_days: int = 90
+    quarantine_retention_days: int = 365
+    task_log_retention_days: int = 30
+    gx_result_retention_days: int = 90
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -120,6 +130,35 @@ def _quarantine_max_rows() -> int:
     if value < 0:
         raise ValueError("UPSTREAM_QUARANTINE_MAX_ROWS must be 0 or more")
     return value
+
+
+def _release_min_cell() -> int:
+    raw = (_env("UPSTREAM_RELEASE_MIN_CELL") or "").strip()
+    if not raw:
+        return 10
+    if not raw.isdigit() or not 5 <= int(raw) <= 1000:
+        raise ValueError(
+            f"setting UPSTREAM_RELEASE_MIN_CELL must be a whole number from 5 to 1000, got {raw!r}"
+        )
+    return int(raw)
+
+
+def _outcomes_work_mem() -> str:
+    raw = (_env("UPSTREAM_OUTCOMES_WORK_MEM") or "256MB").strip()
+    if not re.fullmatch(r"\d+(kB|MB|GB)?", raw):
+        raise ValueError(f"setting UPSTREAM_OUTCOMES_WORK_MEM must look like 256MB, got {raw!r}")
+    return raw
+
+
+def _uncontacted_48h_alert() -> int:
+    raw = (_env("UPSTREAM_UNCONTACTED_48H_ALERT") or "").strip()
+    if not raw:
+        return 10
+    if not raw.isdigit():
+        raise ValueError(
+            f"setting UPSTREAM_UNCONTACTED_48H_ALERT must be a whole number (0 = off), got {raw!r}"
+        )
+    return int(raw)
 
 
 def load_settings() -> Settings:
@@ -163,6 +202,13 @@ def load_settings() -> Settings:
         program_launch_date=_date("UPSTREAM_PROGRAM_LAUNCH_DATE", date(2024, 5, 6)),
         referral_max_age_days=_positive("UPSTREAM_REFERRAL_MAX_AGE_DAYS", 30),
         routing_clock=_choice("UPSTREAM_ROUTING_CLOCK", ("wall", "extracts"), "wall"),
+        release_min_cell=_release_min_cell(),
+        outcomes_work_mem=_outcomes_work_mem(),
+        uncontacted_48h_alert=_uncontacted_48h_alert(),
+        contact_retention_days=int_setting("UPSTREAM_CONTACT_RETENTION_DAYS", 90),
+        quarantine_retention_days=int_setting("UPSTREAM_QUARANTINE_RETENTION_DAYS", 365),
+        task_log_retention_days=int_setting("UPSTREAM_TASK_LOG_RETENTION_DAYS", 30),
+        gx_result_retention_days=int_setting("UPSTREAM_GX_RESULT_RETENTION_DAYS", 90),
     )
 
 

@@ -12,13 +12,6 @@ DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py"))
 
 
-@pytest.fixture(scope="module")
-def dagbag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(DAGS_DIR))
-
-
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
     assert "upstream_nightly" in dagbag.dags

@@ -174,9 +174,9 @@ def test_real_volume_day_logs_outcome_first_and_alerts_with_its_run(upstream_env
     end = next(i for i, m in enumerate(messages) if "end task task_id=WPS.validate_and_load" in m)
     task_log = [r for r in records[begin:end] if not r[0].startswith("airflow")]
     assert task_log, messages[begin:end]
-    assert task_log[0][0] == "upstream.airflow.tasks"
+    assert task_log[0][0] == "upstream.airflow.tasks.nightly"
     assert re.fullmatch(r"WPS 2024-06-01: LOADED: 8 rows in file, 7 loaded, 1 quarantined, "
-                        r"0 stale; Data Docs: file:///\S+/index\.html", task_log[0][2]), task_log[0]
+                        r"0 stale; Data Docs: file:///\S+\.html", task_log[0][2]), task_log[0]
     noise = [r for r in task_log if r[1] < logging.WARNING and not r[0].startswith("upstream")]
     assert noise == []
     assert not [m for _, _, m in task_log if "DeprecationWarning" in m]

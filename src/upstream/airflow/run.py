@@ -242,10 +242,9 @@ def _refusal_reason(agency: str, day: date, since: datetime | None) -> str | Non
     from upstream.warehouse import db
 
     with db.connect(role=db.LOADER) as conn:
-        row = conn.execute(
-            "SELECT reason FROM ops.extract_file WHERE agency_code = %s AND extract_date = %s"
-            " AND status = 'refused' AND finished_at >= %s ORDER BY finished_at DESC LIMIT 1",
-            (agency, day, since or datetime.min.replace(tzinfo=UTC))).fetchone()
+        row = conn.execute(db.read_sql("ops/latest_refusal.sql"),
+                           {"agency": agency, "extract_date": day,
+                            "since": since or datetime.min.replace(tzinfo=UTC)}).fetchone()
     return row["reason"] if row else None
 
 

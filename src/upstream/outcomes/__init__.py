@@ -14,7 +14,7 @@ identical tables. Local days: the transaction's TimeZone is set to UPSTREAM_TIME
 Works as role upstream_outcomes (include/sql/migrations/004_roles.sql) unless
 UPSTREAM_USE_DB_ROLES=false. Definitions, suppression and caveats: docs/measuring.md.
 
-Settings (environment, read here only; docs/measuring.md lists them):
+Settings (read by upstream.settings; docs/measuring.md lists them):
 
 * ``UPSTREAM_PROGRAM_LAUNCH_DATE`` (default 2024-05-06): calls before it form the baseline
   cohort of the repeat-contact measure.
@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import re
 import time
 from collections.abc import Callable
 from datetime import date
@@ -47,11 +45,12 @@ from upstream.warehouse import db
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WORK_MEM = "256MB"
 WILSON_Z = 1.959963984540054  # two-sided 95% normal quantile
 
 # One rebuild at a time (two concurrent DELETE + INSERT would both insert).
 _REBUILD_LOCK = 728362
+# Statements of the rebuild's own bookkeeping (the measures are the numbered files).
+_SQL = "outcomes/rebuild/"
 
 BUILD_FILES = (
     "outcomes/01_calls.sql",
@@ -69,15 +68,7 @@ PUBLISH_FILES = (
     "outcomes/08_publish_evaluation.sql",
     "outcomes/09_release.sql",
 )
-DEFAULT_RELEASE_MIN_CELL = 10
 MAX_SUPPRESSION_ROUNDS = 200
-
-# The local date of the latest call: per agency, the newest entry of index call_received.
-REFERENCE_DATE_SQL = (
-    "SELECT max((SELECT max(c.call_received_at) FROM core.call AS c"
-    " WHERE c.agency_code = a.agency_code))::date AS d"
-    " FROM (SELECT DISTINCT agency_code FROM ops.extract_file) AS a"
-)
 
 OUTCOME_TABLES = (
     "calls_daily",
@@ -124,24 +115,24 @@ RELEASE_VIEWS = (
 )
 
 
+class OutcomesError(RuntimeError):
+    """The rebuild cannot finish; the message names no data (safe for logs and alerts)."""
+
+    def __init__(self, public_message: str):
+        super().__init__(public_message)
+        self.public_message = public_message
+
+
 def launch_date() -> date:
     """The program's launch (UPSTREAM_PROGRAM_LAUNCH_DATE, read by upstream.settings): calls
     before it form the baseline here, and are never referred by routing."""
-    from upstream.settings import load_settings
-
     return load_settings().program_launch_date
 
 
 def release_min_cell() -> int:
-    """UPSTREAM_RELEASE_MIN_CELL: the smallest count the release tier shows (zero aside)."""
-    raw = (os.environ.get("UPSTREAM_RELEASE_MIN_CELL") or "").strip()
-    if not raw:
-        return DEFAULT_RELEASE_MIN_CELL
-    if not raw.isdigit() or not 5 <= int(raw) <= 1000:
-        raise ValueError(
-            f"setting UPSTREAM_RELEASE_MIN_CELL must be a whole number from 5 to 1000, got {raw!r}"
-        )
-    return int(raw)
+    """UPSTREAM_RELEASE_MIN_CELL (5 to 1000, default 10; read by upstream.settings): the
+    smallest count the release tier shows (zero aside)."""
+    return load_settings().release_min_cell
 
 
 def chi_square_p_value(chi_square: float | None) -> float | None:
@@ -153,22 +144,21 @@ def chi_square_p_value(chi_square: float | None) -> float | None:
 
 def _logrank_p_values(conn: psycopg.Connection) -> None:
     """Complete t_logrank (03b) with the chi-square and its p-value (a handful of rows)."""
-    conn.execute("ALTER TABLE t_logrank ADD COLUMN p_value float8")
-    rows = conn.execute(
-        "SELECT agency_code, cohort, (observed - expected) ^ 2 / variance AS chi"
-        " FROM t_logrank WHERE variance > 0").fetchall()
+    conn.execute(db.read_sql(_SQL + "logrank_add_p_value.sql"))
+    rows = conn.execute(db.read_sql(_SQL + "logrank_chi_square.sql")).fetchall()
     with conn.cursor() as cur:
         cur.executemany(
-            "UPDATE t_logrank SET p_value = %s WHERE agency_code = %s AND cohort = %s",
-            [(chi_square_p_value(r["chi"]), r["agency_code"], r["cohort"]) for r in rows])
+            db.read_sql(_SQL + "logrank_set_p_value.sql"),
+            [{"p_value": chi_square_p_value(r["chi"]), "agency_code": r["agency_code"],
+              "cohort": r["cohort"]} for r in rows])
 
 
 def _require_release_key(conn: psycopg.Connection) -> None:
     """The release tier's rounding needs the key 010_evaluation.sql created: without it the
     release tables would silently come out empty, so the rebuild fails instead."""
-    if conn.execute("SELECT count(*) AS n FROM outcomes.release_key").fetchone()["n"] != 1:
-        raise RuntimeError("outcomes.release_key must hold one rounding key (see "
-                           "010_evaluation.sql); the release tier cannot be built")
+    if conn.execute(db.read_sql(_SQL + "release_key_count.sql")).fetchone()["n"] != 1:
+        raise OutcomesError("outcomes.release_key must hold one rounding key (see "
+                            "010_evaluation.sql); the release tier cannot be built")
 
 
 AFTER_STEP: dict[str, Callable[[psycopg.Connection], None]] = {
@@ -178,12 +168,8 @@ AFTER_STEP: dict[str, Callable[[psycopg.Connection], None]] = {
 
 
 def _work_mem() -> str:
-    raw = (os.environ.get("UPSTREAM_OUTCOMES_WORK_MEM") or DEFAULT_WORK_MEM).strip()
-    if not re.fullmatch(r"\d+(kB|MB|GB)?", raw):
-        raise ValueError(
-            f"setting UPSTREAM_OUTCOMES_WORK_MEM must look like 256MB, got {raw!r}"
-        )
-    return raw
+    """UPSTREAM_OUTCOMES_WORK_MEM (default 256MB; read and checked by upstream.settings)."""
+    return load_settings().outcomes_work_mem
 
 
 def wilson_interval(k: int, n: int, z: float = WILSON_Z) -> tuple[float, float] | None:
@@ -214,7 +200,7 @@ def suppress_complementary(conn: psycopg.Connection, params: dict[str, Any]) -> 
     while True:
         rounds += 1
         if rounds > MAX_SUPPRESSION_ROUNDS:
-            raise RuntimeError("complementary suppression did not converge")
+            raise OutcomesError("complementary suppression did not converge")
         step = _script(SUPPRESSION_STEP, {**params, "round": rounds})
         if conn.execute(step).rowcount == 0:
             return rounds
@@ -222,10 +208,7 @@ def suppress_complementary(conn: psycopg.Connection, params: dict[str, Any]) -> 
 
 def _session_settings(conn: psycopg.Connection, tz: str, work_mem: str) -> None:
     """Inside a transaction: local time zone and memory for this rebuild's statements."""
-    # temp_buffers must be set before the session's first temporary table
-    conn.execute("SELECT set_config('temp_buffers', '256MB', true)")
-    conn.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
-    conn.execute("SELECT set_config('TimeZone', %s, true)", (tz,))
+    conn.execute(db.read_sql(_SQL + "session.sql"), {"work_mem": work_mem, "tz": tz})
 
 
 def _step_name(relative: str) -> str:
@@ -260,14 +243,15 @@ def rebuild_outcomes(
     # As upstream_outcomes (004_roles.sql): reads core/routing/ops, owns outcomes/published,
     # never sees contact details. UPSTREAM_USE_DB_ROLES=false keeps the login user.
     with db.connect(url, role=db.OUTCOMES) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_REBUILD_LOCK,))
+        conn.execute(db.read_sql(_SQL + "lock.sql"), {"lock_id": _REBUILD_LOCK})
         conn.commit()
         try:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             with conn.transaction():
                 _session_settings(conn, tz, work_mem)
                 if reference_date is None:
-                    reference_date = conn.execute(REFERENCE_DATE_SQL).fetchone()["d"]
+                    reference_date = conn.execute(
+                        db.read_sql(_SQL + "reference_date.sql")).fetchone()["d"]
                 params: dict[str, Any] = {"tz": tz, "reference_date": reference_date,
                                           "launch_date": launch, "min_cell": min_cell}
                 for relative in (*BUILD_FILES, SUPPRESSION_STEP, *PUBLISH_FILES):
@@ -300,7 +284,7 @@ def rebuild_outcomes(
         finally:
             conn.autocommit = False
             conn.isolation_level = None
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_REBUILD_LOCK,))
+            conn.execute(db.read_sql(_SQL + "unlock.sql"), {"lock_id": _REBUILD_LOCK})
             conn.commit()
     result: dict[str, Any] = {
         "reference_date": reference_date.isoformat() if reference_date else None,

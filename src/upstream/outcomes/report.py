@@ -29,10 +29,12 @@ from psycopg.rows import dict_row
 
 from upstream.monitoring import charts
 from upstream.monitoring.views import COHORT_LABELS, label
+from upstream.warehouse.db import read_sql
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "release"
+_SQL = "outcomes/report/"
 PUBLIC_ROLE = "upstream_public"
 QUARTERS_SHOWN = 8
 SURVIVAL_DAYS_SHOWN = (0, 30, 90, 182, 365)
@@ -80,11 +82,10 @@ class Release:
 
 
 def _switch_to_public(conn: psycopg.Connection) -> None:
-    user = conn.execute("SELECT current_user AS u").fetchone()["u"]
+    user = conn.execute(read_sql(_SQL + "current_user.sql")).fetchone()["u"]
     if user == PUBLIC_ROLE:
         return
-    row = conn.execute("SELECT pg_has_role(current_user, oid, 'MEMBER') AS m FROM pg_roles"
-                       " WHERE rolname = %s", (PUBLIC_ROLE,)).fetchone()
+    row = conn.execute(read_sql(_SQL + "can_switch_role.sql"), {"role": PUBLIC_ROLE}).fetchone()
     if not row or not row["m"]:
         raise ReleaseUnavailable(f"the board report is read as role {PUBLIC_ROLE}, and this "
                                  "login cannot switch to it")
@@ -107,10 +108,10 @@ def load_release(agency: str | None = None, quarter: date | None = None, *,
         conn.read_only = True
         try:
             with conn.transaction():
-                conn.execute("SET LOCAL statement_timeout = 30000")
+                conn.execute(read_sql(_SQL + "statement_timeout.sql"))
                 _switch_to_public(conn)
                 agencies = [r["agency_code"] for r in conn.execute(
-                    "SELECT DISTINCT agency_code FROM release.calls_quarterly ORDER BY 1")]
+                    read_sql(_SQL + "agencies.sql"))]
                 if agency is None and agencies:
                     agency = agencies[0]
                 out = Release(agency, quarter, agencies)
@@ -119,7 +120,7 @@ def load_release(agency: str | None = None, quarter: date | None = None, *,
                         sql.SQL("SELECT * FROM {} WHERE agency_code = %s ORDER BY {}").format(
                             sql.Identifier(SCHEMA, view), sql.SQL(order)),
                         (agency,)).fetchall()
-                out.build = conn.execute("SELECT * FROM release.build_info").fetchone()
+                out.build = conn.execute(read_sql(_SQL + "build_info.sql")).fetchone()
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedTable,
                 psycopg.errors.InvalidSchemaName) as exc:
             raise ReleaseUnavailable(f"the release tier cannot be read: {type(exc).__name__}") \

@@ -14,29 +14,22 @@ Runs as role upstream_outcomes (it reads routing.referral and routing.referral_e
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime
 from typing import Any
 
 from upstream.alerts import notify
+from upstream.settings import load_settings
 from upstream.warehouse import db
 
 log = logging.getLogger(__name__)
 
-DEFAULT_UNCONTACTED_48H_ALERT = 10
 STEP = "contact_service_level"
 
 
 def alert_level() -> int:
-    """UPSTREAM_UNCONTACTED_48H_ALERT: alert when more referrals than this are overdue."""
-    raw = (os.environ.get("UPSTREAM_UNCONTACTED_48H_ALERT") or "").strip()
-    if not raw:
-        return DEFAULT_UNCONTACTED_48H_ALERT
-    if not raw.isdigit():
-        raise ValueError(
-            f"setting UPSTREAM_UNCONTACTED_48H_ALERT must be a whole number (0 = off), got {raw!r}"
-        )
-    return int(raw)
+    """UPSTREAM_UNCONTACTED_48H_ALERT (default 10, 0 = off; read by upstream.settings): alert
+    when more referrals than this are overdue."""
+    return load_settings().uncontacted_48h_alert
 
 
 def uncontacted_48h(url: str | None = None, now: datetime | None = None) -> dict[str, int]:

@@ -1,0 +1,1 @@
+ALTER TABLE t_logrank ADD COLUMN p_value float8
