@@ -3,6 +3,11 @@
 By default an embedded PostgreSQL 18 (pip package) under /tmp/upstream-test-<uid>; with
 UPSTREAM_TEST_SERVER_URL set (CI sets it to the machine's PostgreSQL 15), the same tests run
 against that server instead. Each test session gets its own fresh database, migrated.
+
+Tiers: tests/unit needs no database and no Airflow run (`make test-fast`; tests/unit/conftest.py
+enforces it), tests/db tests SQL on PostgreSQL, tests/integration runs loads and DAGs,
+tests/dags checks the DAG files, tests/outreach the reference outreach service. Builders and
+helpers shared between test modules live in tests/support (importable as `support`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from support import env as test_env
 
 # With pytest-xdist (`make test` runs two workers), each worker gets a root of its own: its own
 # embedded PostgreSQL, Airflow home and metadata database, so two workers never share a DAG
@@ -21,12 +27,6 @@ from psycopg import sql
 TEST_ROOT = Path(os.environ.get("UPSTREAM_TEST_ROOT", f"/tmp/upstream-test-{os.getuid()}"))
 if os.environ.get("PYTEST_XDIST_WORKER"):
     TEST_ROOT = TEST_ROOT / os.environ["PYTEST_XDIST_WORKER"]
-
-WAREHOUSE_TABLES = (
-    "routing.disclosure_audit", "routing.referral_event", "routing.sync_cursor",
-    "routing.referral", "ops.retention_log", "ops.quarantine_row", "contact.victim_contact", "core.call", "core.call_version",
-    "ops.extract_file",
-)
 
 
 def _server_url() -> str:
@@ -67,33 +67,41 @@ def warehouse_url(server_url: str):
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def _reset_warehouse(url: str) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        # replica role: the audit log's append-only triggers do not fire for this test reset
-        conn.execute("SET session_replication_role = replica")
-        conn.execute("TRUNCATE " + ", ".join(WAREHOUSE_TABLES) + " RESTART IDENTITY CASCADE")
-
-
 @pytest.fixture
 def reset_warehouse(warehouse_url: str):
     """Empty the warehouse again inside one test (hypothesis examples share the fixtures)."""
-    return lambda: _reset_warehouse(warehouse_url)
+    return lambda: test_env.reset_warehouse(warehouse_url)
 
 
 @pytest.fixture
 def upstream_env(tmp_path: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch):
     """Settings pointing at an empty landing area and the (emptied) session warehouse."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("UPSTREAM_HOME", str(home))
-    monkeypatch.setenv("UPSTREAM_DATABASE_URL", warehouse_url)
-    monkeypatch.setenv("UPSTREAM_LANDING_DIR", str(home / "landing"))
-    monkeypatch.setenv("UPSTREAM_GX_DIR", str(home / "gx"))
-    monkeypatch.setenv("UPSTREAM_PSEUDONYM_KEY", "test-pseudonym-key-" + uuid.uuid4().hex)
-    monkeypatch.setenv("UPSTREAM_AGENCIES", "WPS")
-    _reset_warehouse(warehouse_url)
+    test_env.point_settings_at(monkeypatch, tmp_path / "home", warehouse_url,
+                               key="test-pseudonym-key-" + uuid.uuid4().hex)
+    test_env.reset_warehouse(warehouse_url)
     from upstream.settings import load_settings
 
     return load_settings()
+
+
+@pytest.fixture(scope="module")
+def module_env(warehouse_url: str, tmp_path_factory: pytest.TempPathFactory):
+    """`upstream_env` for a module-scoped scenario: `with module_env("name", key=...) as
+    settings:` (options: agencies, unset, reset; see support.env.settings_for)."""
+    return lambda name, **kw: test_env.settings_for(tmp_path_factory.mktemp(name), warehouse_url,
+                                                    **kw)
+
+
+UNIT_TIER = Path(__file__).parent / "unit"
+NO_DATABASE_URL = "postgresql+psycopg://unit-tests-have-no-database@127.0.0.1:9/none"
+
+
+def _unit_tier_only(config) -> bool:
+    """Whether every path this run collects lies in tests/unit (`pytest tests/unit ...`)."""
+    paths = [Path(str(a).split("::", 1)[0]) for a in config.args]
+    return bool(paths) and all(
+        UNIT_TIER in (p := (config.invocation_params.dir / q).resolve()).parents or p == UNIT_TIER
+        for q in paths)
 
 
 def pytest_configure(config):
@@ -107,6 +115,10 @@ def pytest_configure(config):
     from upstream.dev import env as devenv
     from upstream.settings import load_settings
 
+    if _unit_tier_only(config):
+        # `make test-fast`: no database at all, so Airflow's metadata URL must not be derived
+        # (that starts the embedded server); one that cannot connect shows any attempt.
+        os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = NO_DATABASE_URL
     env = devenv.airflow_env(load_settings())
     env["AIRFLOW_HOME"] = str(home)
     os.environ.update(env)
@@ -117,7 +129,7 @@ def pytest_configure(config):
 # database tests of these modules: SQL functions and rules, loading and corrections, the
 # outcome tables, the evaluation measures and the release tier, the roles and the backup round
 # trip (routing's SQL is plain and runs in the first pass only).
-SERVER_PASS_MODULES = {"test_rules.py", "test_load_semantics.py", "test_outcomes.py",
+SERVER_PASS_MODULES = {"test_rules_sql.py", "test_load_semantics.py", "test_outcomes.py",
                        "test_evaluation.py", "test_roles.py", "test_backup_restore.py"}
 
 
@@ -125,7 +137,8 @@ SERVER_PASS_MODULES = {"test_rules.py", "test_load_semantics.py", "test_outcomes
 # waiting on a late seed check (measured: 135 s and 90 s alone on a quiet machine).
 LONGEST_FIRST = ("test_celery_stack.py", "test_seed_check.py", "test_routing_properties.py",
                  "test_scheduler_runs.py", "test_monitoring_ui.py", "test_nightly_dag.py",
-                 "test_load_semantics.py", "test_bad_inputs.py")
+                 "test_load_semantics.py", "test_quarantined_rows.py", "test_refused_files.py",
+                 "test_unusual_valid_files.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -79,9 +79,9 @@ def dump(url: str) -> dict[str, list[tuple]]:
 
 
 def truncate(url: str) -> None:
-    from conftest import _reset_warehouse
+    from support.env import reset_warehouse
 
-    _reset_warehouse(url)
+    reset_warehouse(url)
 
 
 def nightly(settings: Settings, agency: str, d: date) -> None:

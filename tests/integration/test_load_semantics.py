@@ -19,7 +19,6 @@ import os
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,11 +26,13 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
+from support import leaks
+from support.env import empty_every_table
 
 from upstream.contract import COLUMNS
 from upstream.dev import generate
 from upstream.ingest import LoadResult, load_extract, pseudonym
-from upstream.settings import Settings, load_settings, pseudonym_key
+from upstream.settings import Settings, pseudonym_key
 
 pytestmark = pytest.mark.integration
 
@@ -62,17 +63,8 @@ def connect(url: str) -> psycopg.Connection:
 
 
 def truncate(url: str) -> None:
-    """Empty every warehouse table (later migrations' tables included), as conftest does."""
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        tables = [(r["table_schema"], r["table_name"]) for r in conn.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables"
-            " WHERE table_type = 'BASE TABLE' AND table_schema NOT IN"
-            " ('pg_catalog', 'information_schema', 'staging', 'public')"
-            " AND table_schema NOT LIKE 'pg_%%'")]
-        assert set(WAREHOUSE_TABLES) <= {f"{a}.{b}" for a, b in tables}
-        conn.execute("SET session_replication_role = replica")  # append-only audit triggers
-        conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
-            sql.SQL(", ").join(sql.Identifier(a, b) for a, b in tables)))
+    """Empty every warehouse table (later migrations' tables included, seeded ones kept)."""
+    empty_every_table(url, must_include=WAREHOUSE_TABLES)
 
 
 def generated_at(d: date, hour: int = 1, minute: int = 5) -> datetime:
@@ -245,28 +237,13 @@ def dump(url: str, exclude: set[str] = TIMESTAMP_COLUMNS) -> dict[str, list[tupl
 
 def text_columns_containing(url: str, needle: str) -> list[str]:
     """Every text-like column of every table outside staging that holds needle."""
-    hits = []
     with connect(url) as conn:
-        cols = conn.execute(
-            "SELECT c.table_schema, c.table_name, c.column_name FROM information_schema.columns c"
-            " JOIN information_schema.tables t USING (table_schema, table_name)"
-            " WHERE t.table_type = 'BASE TABLE' AND c.table_schema NOT IN"
-            " ('pg_catalog', 'information_schema', 'staging') AND c.table_schema NOT LIKE 'pg_%'"
-            " AND c.data_type IN ('text', 'character varying', 'character', 'ARRAY', 'json',"
-            " 'jsonb')").fetchall()
-        assert any(c["table_name"] == "victim_contact" for c in cols)
-        for c in cols:
-            query = sql.SQL("SELECT count(*) AS n FROM {} WHERE {}::text ILIKE %s").format(
-                sql.Identifier(c["table_schema"], c["table_name"]), sql.Identifier(c["column_name"]))
-            if conn.execute(query, (f"%{needle}%",)).fetchone()["n"]:
-                hits.append(f"{c['table_schema']}.{c['table_name']}.{c['column_name']}")
-    return hits
+        return leaks.find_text(conn, needle)
 
 
 def staging_tables(url: str) -> int:
     with connect(url) as conn:
-        return conn.execute(
-            "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'staging'").fetchone()["n"]
+        return leaks.staging_tables(conn)
 
 
 def file_status(url: str, d: date) -> list[tuple[int, str, int | None, str | None]]:
@@ -376,18 +353,10 @@ class CorrectionRun:
 
 
 @pytest.fixture(scope="module")
-def correction_run(warehouse_url: str, tmp_path_factory: pytest.TempPathFactory
-                   ) -> Iterator[CorrectionRun]:
-    home: Path = tmp_path_factory.mktemp("corrections")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("UPSTREAM_HOME", str(home))
-        mp.setenv("UPSTREAM_DATABASE_URL", warehouse_url)
-        mp.setenv("UPSTREAM_LANDING_DIR", str(home / "landing"))
-        mp.setenv("UPSTREAM_GX_DIR", str(home / "gx"))
-        mp.setenv("UPSTREAM_PSEUDONYM_KEY", "corrections-key-" + "k" * 80)  # > 64 bytes
-        mp.setenv("UPSTREAM_AGENCIES", AGENCY)
-        truncate(warehouse_url)
-        settings = load_settings()
+def correction_run(module_env, warehouse_url: str) -> Iterator[CorrectionRun]:
+    with module_env("corrections", key="corrections-key-" + "k" * 80,  # > 64 bytes
+                    agencies=AGENCY, reset=False) as settings:
+        truncate(warehouse_url)  # every table, later migrations' too
         write(settings, DAY1, [c.v1 for c in CORRECTIONS])
         r1 = load(settings, DAY1)
         s1 = state(warehouse_url)

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from support.rows import load
 
 from upstream import ingest, outcomes
 from upstream.dev import generate
@@ -38,11 +39,6 @@ pytestmark = pytest.mark.integration
 
 TZ = ZoneInfo("America/Toronto")
 REPO = Path(__file__).resolve().parents[2]
-WAREHOUSE_TABLES = (
-    "routing.disclosure_audit", "routing.referral_event", "routing.sync_cursor",
-    "routing.referral", "ops.quarantine_row", "contact.victim_contact", "core.call",
-    "core.call_version", "ops.extract_file",
-)
 MONTH_MEASURES = ("calls", "cleared_by_charge", "non_charge", "consent_given", "consent_declined",
                   "consent_not_asked", "consent_unable_to_ask")
 DAY_MEASURES = ("calls", "cleared_by_charge", "non_charge", "consent_given")
@@ -73,11 +69,6 @@ class Calls:
                                  f"WPS-{when.year}-{self.n:06d}", when, **overrides)
 
 
-def _load(settings, day: date, rows: list[dict], **kw) -> None:
-    generate.write_extract(settings.landing_dir, "WPS", day, rows, **kw)
-    ingest.load_extract("WPS", day, settings)
-
-
 def _build_scenario(settings, url: str) -> dict:
     c = Calls()
     # --- 2023: baseline -----------------------------------------------------------------------
@@ -85,7 +76,7 @@ def _build_scenario(settings, url: str) -> dict:
     f1 = list(baseline)
     f1 += [c(at(2023, 5, 1), charged=True, victim=f"MNI-B{i}") for i in range(1, 7)]
     f1.append(c(at(2023, 12, 1), charged=True, victim="MNI-B7"))  # 261 days: 365 only
-    _load(settings, date(2023, 12, 31), f1)
+    load(settings, date(2023, 12, 31), f1)
 
     # --- 2024-06 .. 2024-08 ----------------------------------------------------------------------
     june = [c(at(2024, 6, 10, 9, i), charged=True) for i in range(10)]
@@ -108,7 +99,7 @@ def _build_scenario(settings, url: str) -> dict:
     august += [c(at(2024, 8, 10, 12, i), consent="not_asked") for i in range(5)]
     bad = generate.make_bad_row("record_version_zero", random.Random(99), "WPS",
                                 "WPS-2024-999999", at(2024, 8, 10, 14))
-    _load(settings, date(2024, 8, 31), june + july + august + [bad])
+    load(settings, date(2024, 8, 31), june + july + august + [bad])
 
     # --- later calls: repeats of June victims, the B13 correction, the last call ----------------
     f3 = [c(at(2024, 9, 15), charged=True, victim=f"MNI-G{k}") for k in range(1, 6)]
@@ -122,11 +113,11 @@ def _build_scenario(settings, url: str) -> dict:
                consent_officer_id=None)
     f3.append(b13)
     f3.append(c(at(2025, 7, 15), charged=True))
-    _load(settings, date(2025, 7, 15), f3)
+    load(settings, date(2025, 7, 15), f3)
 
     # --- a refused delivery (manifest and file disagree) -----------------------------------------
     with pytest.raises(ingest.RefusedFile):
-        _load(settings, date(2025, 7, 16), [c(at(2025, 7, 16), charged=True)],
+        load(settings, date(2025, 7, 16), [c(at(2025, 7, 16), charged=True)],
               manifest_overrides={"rows": 2})
 
     # --- referrals and outreach events (direct, as routing would have stored them) --------------
@@ -170,23 +161,11 @@ def _build_scenario(settings, url: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def scenario(warehouse_url, tmp_path_factory):
+def scenario(module_env, warehouse_url):
     """The scenario loaded and the outcome tables built (module scope: loads cost seconds)."""
-    home = tmp_path_factory.mktemp("outcomes") / "home"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("UPSTREAM_HOME", str(home))
-        mp.setenv("UPSTREAM_DATABASE_URL", warehouse_url)
-        mp.setenv("UPSTREAM_LANDING_DIR", str(home / "landing"))
-        mp.setenv("UPSTREAM_GX_DIR", str(home / "gx"))
-        mp.setenv("UPSTREAM_PSEUDONYM_KEY", "outcomes-test-key-" + uuid.uuid4().hex)
-        mp.setenv("UPSTREAM_AGENCIES", "WPS")
-        mp.delenv("UPSTREAM_PROGRAM_LAUNCH_DATE", raising=False)
-        with psycopg.connect(warehouse_url, autocommit=True) as conn:
-            conn.execute("SET session_replication_role = replica")
-            conn.execute("TRUNCATE " + ", ".join(WAREHOUSE_TABLES) + " RESTART IDENTITY CASCADE")
-        from upstream.settings import load_settings
-
-        info = _build_scenario(load_settings(), warehouse_url)
+    with module_env("outcomes", key="outcomes-test-key-" + uuid.uuid4().hex,
+                    unset=("UPSTREAM_PROGRAM_LAUNCH_DATE",)) as settings:
+        info = _build_scenario(settings, warehouse_url)
         info["build"] = outcomes.rebuild_outcomes(warehouse_url)
         yield info
 

@@ -29,18 +29,9 @@ LARGE_ROWS = 20_000
 
 
 @pytest.fixture(scope="module")
-def settings(warehouse_url: str, tmp_path_factory: pytest.TempPathFactory):
-    home = tmp_path_factory.mktemp("quarantine-limits")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("UPSTREAM_HOME", str(home))
-        mp.setenv("UPSTREAM_DATABASE_URL", warehouse_url)
-        mp.setenv("UPSTREAM_LANDING_DIR", str(home / "landing"))
-        mp.setenv("UPSTREAM_GX_DIR", str(home / "gx"))
-        mp.setenv("UPSTREAM_PSEUDONYM_KEY", "quarantine-limits-key")
-        mp.setenv("UPSTREAM_AGENCIES", "WPS")
-        for name in ("UPSTREAM_QUARANTINE_MAX_SHARE", "UPSTREAM_QUARANTINE_MAX_ROWS"):
-            mp.delenv(name, raising=False)
-        s = load_settings()
+def settings(module_env):
+    with module_env("quarantine-limits", key="quarantine-limits-key", reset=False, unset=(
+            "UPSTREAM_QUARANTINE_MAX_SHARE", "UPSTREAM_QUARANTINE_MAX_ROWS")) as s:
         assert (s.quarantine_max_share, s.quarantine_max_rows) == (0.05, 5)
         yield s
 

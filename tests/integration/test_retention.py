@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from support.rows import CHARGED, load, route_strict, row
 
 from upstream import ingest, retention, routing
 from upstream.dev import generate
@@ -20,30 +21,6 @@ pytestmark = pytest.mark.integration
 TZ = ZoneInfo("America/Toronto")
 DAYS = [date(2024, 6, 1) + timedelta(days=i) for i in range(5)]
 DAY = timedelta(days=1)
-
-
-def _row(n: int, day: date, **overrides) -> dict:
-    rng = random.Random(n)
-    at = datetime(day.year, day.month, day.day, 9, 0, tzinfo=TZ) + timedelta(minutes=n)
-    return generate.make_row(rng, "WPS", f"WPS-2024-{n:06d}", at, **overrides)
-
-
-def _eligible(**kw) -> dict:
-    base = {"clearance_status": "cleared_otherwise_complainant_request", "charges_laid": 0,
-            "consent_status": "given"}
-    return {**base, **kw}
-
-
-def _load(settings, day: date, rows: list[dict]) -> None:
-    generate.write_extract(settings.landing_dir, "WPS", day, rows)
-    ingest.load_extract("WPS", day, settings)
-
-
-def _route(settings) -> routing.DeliveryReport:
-    routing.plan_referrals()
-    report = routing.deliver_referrals(settings)
-    routing.propagate_withdrawals(settings)
-    return report
 
 
 def _touch(path: Path, mtime: datetime, text: str = "log line\n") -> Path:
@@ -124,17 +101,16 @@ def test_retention_with_the_clock_moved_forward(upstream_env, outreach, warehous
     t0 = datetime.now(UTC)
 
     # --- the data: real extracts through the real loader and the real outreach service
-    closed_a = _row(1, DAYS[0], **_eligible())
-    withdrawn_b = _row(2, DAYS[0], **_eligible())
-    charged = _row(3, DAYS[0], clearance_status="cleared_by_charge", charges_laid=1,
-                   consent_status="not_applicable")
+    closed_a = row(1, DAYS[0])
+    withdrawn_b = row(2, DAYS[0])
+    charged = row(3, DAYS[0], **CHARGED)
     bad = _bad_phone_row()
-    _load(settings, DAYS[0], [closed_a, withdrawn_b, charged, bad])
-    _route(settings)
+    load(settings, DAYS[0], [closed_a, withdrawn_b, charged, bad])
+    route_strict(settings)
     # B withdraws consent: the loader drops B's details at once, the outreach side is told
-    _load(settings, DAYS[1], [{**withdrawn_b, "consent_status": "withdrawn", "record_version": 2,
+    load(settings, DAYS[1], [{**withdrawn_b, "consent_status": "withdrawn", "record_version": 2,
                                "consent_recorded_at": datetime(2024, 6, 2, 12, 0, tzinfo=TZ)}])
-    _route(settings)
+    route_strict(settings)
     ids = wh.referral_ids()
     rid_a, rid_b = ids["WPS-2024-000001"], ids["WPS-2024-000002"]
     assert wh.q("SELECT status FROM routing.referral WHERE referral_id = %s", rid_b) == [
@@ -142,9 +118,9 @@ def test_retention_with_the_clock_moved_forward(upstream_env, outreach, warehous
     assert wh.contacts() == {"WPS-2024-000001"}
     # a later correction records consent again: details stored again, but the withdrawn
     # referral is final, so nothing can ever use them
-    _load(settings, DAYS[2], [{**withdrawn_b, "record_version": 3,
+    load(settings, DAYS[2], [{**withdrawn_b, "record_version": 3,
                                "consent_recorded_at": datetime(2024, 6, 3, 9, 0, tzinfo=TZ)}])
-    _route(settings)
+    route_strict(settings)
     assert wh.contacts() == {"WPS-2024-000001", "WPS-2024-000002"}
     assert wh.quarantine_count() == 1
     # outreach works on A for a day: contact attempts, nothing closed yet (closing comes a day
@@ -186,11 +162,11 @@ def test_retention_with_the_clock_moved_forward(upstream_env, outreach, warehous
     assert (rid_a, "closed") in wh.q("SELECT referral_id, event_type FROM routing.referral_event")
     # C: a consented, delivered, open referral; D: parked (the outreach side refused a
     # field); E: consented but not referred yet
-    open_c = _row(5, DAYS[3], **_eligible())
-    parked_d = _row(6, DAYS[3], **_eligible(victim_language="zz"))
-    _load(settings, DAYS[3], [open_c, parked_d])
-    _route(settings)
-    _load(settings, DAYS[4], [_row(7, DAYS[4], **_eligible())])
+    open_c = row(5, DAYS[3])
+    parked_d = row(6, DAYS[3], victim_language="zz")
+    load(settings, DAYS[3], [open_c, parked_d])
+    route_strict(settings)
+    load(settings, DAYS[4], [row(7, DAYS[4])])
     ids = wh.referral_ids()
     rid_c, rid_d = ids["WPS-2024-000005"], ids["WPS-2024-000006"]
     assert wh.q("SELECT incident_id, status FROM routing.referral WHERE incident_id IN"
@@ -306,10 +282,9 @@ def test_retention_dag_runs_end_to_end(upstream_env, airflow_db, warehouse_url, 
     logs, settings, wh = _setup(monkeypatch, tmp_path, warehouse_url)
     now = datetime.now(UTC)
     bad = _bad_phone_row()
-    charged = _row(2, DAYS[0], clearance_status="cleared_by_charge", charges_laid=1,
-                   consent_status="not_applicable")
-    _load(settings, DAYS[0], [_row(1, DAYS[0], **_eligible()), charged, bad])
-    _load(settings, DAYS[1], [_row(3, DAYS[1], **_eligible())])
+    charged = row(2, DAYS[0], **CHARGED)
+    load(settings, DAYS[0], [row(1, DAYS[0]), charged, bad])
+    load(settings, DAYS[1], [row(3, DAYS[1])])
     assert wh.contacts() == {"WPS-2024-000001", "WPS-2024-000003"}
     # the first day's data was stored long ago (the clock cannot be moved inside a DAG run)
     with psycopg.connect(warehouse_url) as conn:

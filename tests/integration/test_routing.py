@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import psycopg
 import pytest
+from support.rows import load, route_strict, row
 
 from upstream import ingest, routing
 from upstream.dev import generate
@@ -25,30 +25,6 @@ CONTRACT_KEYS = {"referral_id", "agency_code", "incident_ref", "call_received_at
                  "contact", "triage", "consent"}
 CONTACT_KEYS = {"given_name", "family_name", "phone", "email", "preferred_contact",
                 "safe_contact_notes", "language"}
-
-
-def _row(n: int, day: date, **overrides) -> dict:
-    rng = random.Random(n)
-    at = datetime(day.year, day.month, day.day, 9, 0, tzinfo=TZ) + timedelta(minutes=n)
-    return generate.make_row(rng, "WPS", f"WPS-2024-{n:06d}", at, **overrides)
-
-
-def _eligible(**kw) -> dict:
-    base = {"clearance_status": "cleared_otherwise_complainant_request", "charges_laid": 0,
-            "consent_status": "given"}
-    return {**base, **kw}
-
-
-def _load(settings, day: date, rows: list[dict]) -> None:
-    generate.write_extract(settings.landing_dir, "WPS", day, rows)
-    ingest.load_extract("WPS", day, settings)
-
-
-def _route(settings) -> routing.DeliveryReport:
-    routing.plan_referrals()
-    report = routing.deliver_referrals(settings)
-    routing.propagate_withdrawals(settings)
-    return report
 
 
 def _eligible_referrals(url) -> set[str]:
@@ -76,7 +52,7 @@ def test_generated_weeks_route_exactly_the_eligible_once(upstream_env, outreach,
                              seed=21)
     for d in days:
         ingest.load_extract("WPS", d.extract_date, settings)
-    report = _route(settings)
+    report = route_strict(settings)
     eligible = _eligible_referrals(warehouse_url)
     assert eligible, "the generator should produce consented non-charge cases"
     held = {r["referral_id"]: r for r in outreach.referrals()}
@@ -92,7 +68,7 @@ def test_generated_weeks_route_exactly_the_eligible_once(upstream_env, outreach,
     # a second run (reprocessed day, redelivered file) sends nothing new
     ingest.load_extract("WPS", days[3].extract_date, settings)
     before = outreach.stats()["counters"]
-    again = _route(settings)
+    again = route_strict(settings)
     assert again.delivered == 0 and again.attempts == 0
     assert outreach.stats()["counters"] == before
 
@@ -102,28 +78,28 @@ def test_corrections_change_eligibility(upstream_env, outreach, warehouse_url):
 
     settings = load_settings()
     d1, d2, d3 = date(2024, 6, 1), date(2024, 6, 2), date(2024, 6, 3)
-    withdrawn_later = _row(1, d1, **_eligible())
-    charged_before_delivery = _row(2, d1, **_eligible())
+    withdrawn_later = row(1, d1)
+    charged_before_delivery = row(2, d1)
     # contact fields may be present on any row; the declined version must not be stored
-    consent_later = {**_row(3, d1, **_eligible()), "consent_status": "declined"}
-    charged_after_delivery = _row(4, d1, **_eligible())
-    _load(settings, d1, [withdrawn_later, consent_later, charged_after_delivery])
-    _route(settings)
+    consent_later = {**row(3, d1), "consent_status": "declined"}
+    charged_after_delivery = row(4, d1)
+    load(settings, d1, [withdrawn_later, consent_later, charged_after_delivery])
+    route_strict(settings)
     # incident 2 arrives and is charged in a correction before routing ever sees it eligible
-    _load(settings, d2, [charged_before_delivery])
+    load(settings, d2, [charged_before_delivery])
     routing.plan_referrals()  # planned as pending, not yet delivered
     charge = {"clearance_status": "cleared_by_charge", "charges_laid": 1,
               "consent_status": "not_applicable", "record_version": 2}
     withdraw = {"consent_status": "withdrawn", "record_version": 2,
                 "consent_recorded_at": datetime(2024, 6, 3, 12, 0, tzinfo=TZ)}
-    _load(settings, d3, [
+    load(settings, d3, [
         {**withdrawn_later, **withdraw},
         {**charged_before_delivery, **charge},
         {**consent_later, "consent_status": "given", "record_version": 2,
          "consent_recorded_at": datetime(2024, 6, 3, 9, 0, tzinfo=TZ)},
         {**charged_after_delivery, **charge},
     ])
-    _route(settings)
+    route_strict(settings)
 
     with psycopg.connect(warehouse_url) as conn:
         status = {r[0]: r[1:] for r in conn.execute(
@@ -150,12 +126,12 @@ def test_faults_retries_and_throttling_deliver_each_once(upstream_env, outreach,
 
     monkeypatch.setenv("UPSTREAM_OUTREACH_MAX_ATTEMPTS", "15")
     settings = load_settings()
-    rows = [_row(n, date(2024, 6, 1), **_eligible()) for n in range(1, 41)]
-    _load(settings, date(2024, 6, 1), rows)
+    rows = [row(n, date(2024, 6, 1)) for n in range(1, 41)]
+    load(settings, date(2024, 6, 1), rows)
     # 30% 5xx, dropped connections, lost answers, timeouts (held 4 s > client's 3 s), 429 bursts
     outreach.set_faults(error_rate=0.3, drop_connection_rate=0.05, error_after_commit_rate=0.05,
                         slow_rate=0.05, slow_ms=4000, rate_limit_per_second=20, seed=5)
-    report = _route(settings)
+    report = route_strict(settings)
     outreach.set_faults(error_rate=0, drop_connection_rate=0, error_after_commit_rate=0,
                         slow_rate=0, rate_limit_per_second=None)
     eligible = _eligible_referrals(warehouse_url)
@@ -173,8 +149,8 @@ def test_server_restarted_mid_batch(upstream_env, outreach, warehouse_url):
     from upstream.settings import load_settings
 
     settings = load_settings()
-    rows = [_row(n, date(2024, 6, 1), **_eligible()) for n in range(1, 31)]
-    _load(settings, date(2024, 6, 1), rows)
+    rows = [row(n, date(2024, 6, 1)) for n in range(1, 31)]
+    load(settings, date(2024, 6, 1), rows)
     routing.plan_referrals()
     outreach.set_faults(latency_ms=100)
     import threading
@@ -201,7 +177,7 @@ def test_worker_killed_between_send_and_commit(upstream_env, outreach, warehouse
     from upstream.settings import load_settings
 
     settings = load_settings()
-    _load(settings, date(2024, 6, 1), [_row(n, date(2024, 6, 1), **_eligible()) for n in (1, 2, 3)])
+    load(settings, date(2024, 6, 1), [row(n, date(2024, 6, 1)) for n in (1, 2, 3)])
     routing.plan_referrals()
     outreach.set_faults(slow_rate=1.0, slow_ms=20000)  # stored, answer held back
     code = "from upstream import routing; routing.deliver_referrals()"
@@ -231,8 +207,8 @@ def test_422_and_409_are_parked_visibly_and_retriable(upstream_env, outreach, wa
     from upstream.settings import load_settings
 
     settings = load_settings()
-    bad_language = _row(1, date(2024, 6, 1), **_eligible(victim_language="zz"))
-    _load(settings, date(2024, 6, 1), [bad_language, _row(2, date(2024, 6, 1), **_eligible())])
+    bad_language = row(1, date(2024, 6, 1), victim_language="zz")
+    load(settings, date(2024, 6, 1), [bad_language, row(2, date(2024, 6, 1))])
     routing.plan_referrals()
     with psycopg.connect(warehouse_url) as conn:
         conflict_id = conn.execute("SELECT referral_id FROM routing.referral"
@@ -268,8 +244,8 @@ def test_audit_log_refuses_update_and_delete(upstream_env, outreach, warehouse_u
     from upstream.settings import load_settings
 
     settings = load_settings()
-    _load(settings, date(2024, 6, 1), [_row(1, date(2024, 6, 1), **_eligible())])
-    _route(settings)
+    load(settings, date(2024, 6, 1), [row(1, date(2024, 6, 1))])
+    route_strict(settings)
     with psycopg.connect(warehouse_url) as conn:
         for statement in ("UPDATE routing.disclosure_audit SET outcome = 'x'",
                           "DELETE FROM routing.disclosure_audit",
@@ -289,8 +265,8 @@ def test_event_sync_is_idempotent_and_keeps_its_cursor(upstream_env, outreach, w
     from upstream.settings import load_settings
 
     settings = load_settings()
-    _load(settings, date(2024, 6, 1), [_row(n, date(2024, 6, 1), **_eligible()) for n in range(1, 9)])
-    _route(settings)
+    load(settings, date(2024, 6, 1), [row(n, date(2024, 6, 1)) for n in range(1, 9)])
+    route_strict(settings)
     outreach.simulate(datetime.now(TZ) + timedelta(days=30))
     outreach.set_faults(event_redelivery_rate=0.5)
     first = routing.sync_events(settings)

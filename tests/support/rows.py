@@ -24,8 +24,9 @@ def row(n: int, day: date, *, version: int = 1, hour: int = 9, **overrides) -> d
                              **{**ELIGIBLE, "record_version": version, **overrides})
 
 
-def load(settings, day: date, rows: list[dict], agency: str = "WPS") -> None:
-    generate.write_extract(settings.landing_dir, agency, day, rows)
+def load(settings, day: date, rows: list[dict], agency: str = "WPS", **write_kw) -> None:
+    """Write the day's extract (write_kw: generate.write_extract's options) and load it."""
+    generate.write_extract(settings.landing_dir, agency, day, rows, **write_kw)
     result = ingest.load_extract(agency, day, settings)
     assert result.outcome == "loaded", result
 
@@ -42,3 +43,13 @@ def route(settings, **kw):
     except routing.TransientDeliveryError:
         withdrawn = None
     return delivered, withdrawn
+
+
+def route_strict(settings) -> routing.DeliveryReport:
+    """One routing run that lets every error through: plan, deliver, withdraw; the delivery
+    report (`route` keeps transient errors for tests that provoke them). Planning reads the
+    settings from the environment, as the routing tests always have."""
+    routing.plan_referrals()
+    report = routing.deliver_referrals(settings)
+    routing.propagate_withdrawals(settings)
+    return report
