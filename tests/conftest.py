@@ -106,12 +106,22 @@ def _unit_tier_only(config) -> bool:
 
 def pytest_configure(config):
     """Point Airflow at a test home on the embedded server before anything imports airflow."""
+    if getattr(config.option, "numprocesses", None) and not os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # the xdist controller runs no test: each worker sets up its own below
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Never reuse an Airflow set-up inherited from the parent process (devenv keeps
+        # existing values): each worker has its own metadata database and home.
+        for key in [k for k in os.environ if k.startswith("AIRFLOW__") or k == "AIRFLOW_HOME"]:
+            del os.environ[key]
     home = TEST_ROOT / "airflow-home"
     os.environ["UPSTREAM_HOME"] = str(TEST_ROOT)
     os.environ.setdefault("UPSTREAM_PSEUDONYM_KEY", "session-default-test-key")
     # Test extracts are dated 2024: the referral window is measured from the newest loaded
     # call, as in the demo (test_referral_window.py tests the wall clock explicitly).
     os.environ.setdefault("UPSTREAM_ROUTING_CLOCK", "extracts")
+    # A task that fails in a dag.test() run is retried after 1, 2, 4 s, not 2, 4, 8 minutes:
+    # a failure shows as a failure instead of a suite that seems to hang.
+    os.environ.setdefault("UPSTREAM_RETRY_DELAY_SECONDS", "1")
     from upstream.dev import env as devenv
     from upstream.settings import load_settings
 
