@@ -230,7 +230,7 @@ def test_generator_takes_names_and_enums_from_the_contract_module():
     assert g.EXTRACT_VERSION is contract.EXTRACT_VERSION
     assert g.csv_name("WPS", date(2024, 6, 1)) == contract.data_file_name("WPS", date(2024, 6, 1))
     assert g.manifest_name("WPS", date(2024, 6, 1)) == contract.manifest_file_name(
-        "WPS", date(2024, 6, 1))
+        "WPS", date(2024, 6, 1)) == contract.manifest_name_for(g.csv_name("WPS", date(2024, 6, 1)))
     drawn = {
         "call_source": tables.CALL_SOURCE, "call_type": tables.CALL_TYPE,
         "relationship": tables.RELATIONSHIP, "weapon": tables.WEAPON_PHYSICAL,

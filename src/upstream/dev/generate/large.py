@@ -9,7 +9,7 @@ import random
 from datetime import date, timedelta
 from pathlib import Path
 
-from upstream.contract import INCIDENT_ID_RE
+from upstream.contract import INCIDENT_ID_RE, manifest_name_for
 from upstream.dev.generate.clock import day_bounds, default_generated_at
 from upstream.dev.generate.files import COLUMNS, atomic_write, fmt, manifest_doc
 from upstream.dev.generate.rows import build_row
@@ -32,7 +32,7 @@ def write_large_extract(
         raise ValueError("n_rows must not be negative")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    manifest_path = path.with_name(path.stem + ".manifest.json")
+    manifest_path = path.with_name(manifest_name_for(path.name))
     manifest_path.unlink(missing_ok=True)
 
     rng = random.Random(f"large:{seed}:{agency_code}:{extract_date.isoformat()}")
