@@ -22,10 +22,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .store import Store
+from typing import Protocol
 
 MINUTE = 60
 HOUR = 3600
@@ -98,10 +95,17 @@ def outcome_of(plan: list[PlannedEvent]) -> str:
     return plan[-2].type
 
 
+class SimulatedStore(Protocol):
+    """What the simulator needs of :class:`~outreach_ref.store.Store` (a protocol, so this
+    module does not import the store, which imports :class:`PlannedEvent` from here)."""
+
+    def advance_simulation(self, until_epoch: int) -> int: ...
+
+
 class Simulator:
     """Moves referrals held in a :class:`~outreach_ref.store.Store` through their plans."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: SimulatedStore) -> None:
         self.store = store
 
     def advance(self, until: datetime) -> int:

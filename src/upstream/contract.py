@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from pathlib import PurePath
 
 EXTRACT_VERSION = "1"
 
@@ -91,3 +92,8 @@ def data_file_name(agency_code: str, extract_date: date) -> str:
 
 def manifest_file_name(agency_code: str, extract_date: date) -> str:
     return f"{agency_code}_ipv_calls_{extract_date.isoformat()}.manifest.json"
+
+
+def manifest_name_for(data_file: str) -> str:
+    """The manifest's name beside a data file (<stem>.csv -> <stem>.manifest.json)."""
+    return f"{PurePath(data_file).stem}.manifest.json"

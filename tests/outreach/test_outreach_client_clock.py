@@ -12,7 +12,7 @@ import pytest
 from outreach_helpers import SEED, TOKEN, all_events, make_referral, post_referral
 
 from outreach_ref import ServiceConfig
-from outreach_ref.app import Clock, client_date
+from outreach_ref.service import Clock, client_date
 from outreach_ref.testing import run_server
 
 NIGHT = datetime(2024, 5, 8, 4, 0, tzinfo=UTC)  # 00:00 in Toronto: the demo's routing clock

@@ -203,3 +203,18 @@ def test_command_line_entry_point(tmp_path):
         timeout=30,
     )
     assert bad.returncode == 2 and "OUTREACH_TOKEN" in bad.stderr
+
+
+def test_schema_file_is_package_data():
+    """store.py reads its SQLite schema from schema.sql beside it; pyproject ships that file."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    from outreach_ref import store
+
+    repo_root = Path(__file__).resolve().parents[2]
+    pyproject = tomllib.loads((repo_root / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["outreach_ref"]
+    assert any(fnmatch.fnmatch("schema.sql", g) for g in globs)
+    assert "CREATE TABLE IF NOT EXISTS referrals" in store.SCHEMA

@@ -220,6 +220,30 @@ def test_columns_are_the_contract_columns_in_order():
     assert g.CONTACT_COLUMNS == CONTACT
 
 
+def test_generator_takes_names_and_enums_from_the_contract_module():
+    """One home for the contract: the generator keeps no copy of columns, enums or names."""
+    from upstream import contract
+    from upstream.dev.generate import tables
+
+    assert g.COLUMNS == tuple(contract.COLUMNS)
+    assert g.CONTACT_COLUMNS is contract.CONTACT_COLUMNS
+    assert g.EXTRACT_VERSION is contract.EXTRACT_VERSION
+    assert g.csv_name("WPS", date(2024, 6, 1)) == contract.data_file_name("WPS", date(2024, 6, 1))
+    assert g.manifest_name("WPS", date(2024, 6, 1)) == contract.manifest_file_name(
+        "WPS", date(2024, 6, 1)) == contract.manifest_name_for(g.csv_name("WPS", date(2024, 6, 1)))
+    drawn = {
+        "call_source": tables.CALL_SOURCE, "call_type": tables.CALL_TYPE,
+        "relationship": tables.RELATIONSHIP, "weapon": tables.WEAPON_PHYSICAL,
+        "injury_level": tables.INJURY_OTHER, "clearance_status": tables.NON_CHARGE_CLEARANCE,
+        "consent_status": tables.NON_CHARGE_CONSENT,
+    }  # fmt: skip
+    for column, (values, _) in drawn.items():
+        assert set(values) <= set(contract.ENUMS[column]), column
+    assert set(tables.WEAPON_OTHER[0]) <= set(contract.ENUMS["weapon"])
+    assert set(tables.INJURY_PHYSICAL[0]) <= set(contract.ENUMS["injury_level"])
+    assert set(tables.CHARGE_RATE_BY_TYPE) == set(contract.ENUMS["call_type"])
+
+
 def test_layout_and_manifests_are_correct(two_months):
     root, days, _ = two_months
     assert len(days) == 2 * 60

@@ -327,3 +327,24 @@ def test_app_sets_security_headers_and_rejects_bad_filters(monkeypatch):
     assert 'filename="upstream_calls_monthly_WPS_from-2024-05.csv"' in got.headers[
         "content-disposition"]
     assert client.get("/csv/pg_authid.csv").status_code == 404
+
+
+def test_page_templates_are_package_data():
+    """The templates are files next to render.py, shipped by pyproject's package-data globs,
+    so a normal (non-editable) install renders the same page as the working tree."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    from upstream.monitoring import render
+
+    repo_root = Path(__file__).resolve().parents[2]
+    pyproject = tomllib.loads((repo_root / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["upstream.monitoring"]
+    package_dir = Path(render.__file__).parent
+    templates = sorted(p.relative_to(package_dir).as_posix()
+                       for p in render.TEMPLATES.iterdir() if p.is_file())
+    assert {"templates/page.html", "templates/table.html"} <= set(templates)
+    for name in templates:
+        assert any(fnmatch.fnmatch(name, g) for g in globs), name
+    assert render._env.autoescape("page.html") is True  # the page's escaping

@@ -8,8 +8,9 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-DEMO_START = date(2024, 5, 6)  # the program's launch
-DEMO_DAYS = 21
+from upstream.dev.demo import DEMO_DAYS, DEMO_START
+
+__all__ = ["DEMO_DAYS", "DEMO_START", "main"]
 
 
 def _date(text: str) -> date:

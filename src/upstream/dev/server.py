@@ -19,6 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from upstream.dev import env as devenv
+from upstream.dev.demo import DEMO_DAYS, DEMO_HISTORY_DAYS, DEMO_START
 from upstream.settings import load_settings
 
 COMPONENTS = (
@@ -110,15 +111,12 @@ def stop_embedded() -> None:
         print(f"embedded PostgreSQL stop: {type(exc).__name__}")
 
 
-DEMO_HISTORY_DAYS = 365
-
 
 def import_demo_history(settings, days: int = DEMO_HISTORY_DAYS, seed: int = 7):
     """A year of pre-launch extracts (generated) through the bulk history import, so the
     monitoring view's baseline cohort and repeat-contact figures are real on first start.
     Files already imported are skipped (sha256), so a restart costs the checksums only."""
     from upstream.dev import generate
-    from upstream.dev.cli import DEMO_START
     from upstream.ingest import history
 
     start, end = DEMO_START - timedelta(days=days), DEMO_START - timedelta(days=1)
@@ -132,7 +130,6 @@ def import_demo_history(settings, days: int = DEMO_HISTORY_DAYS, seed: int = 7):
 
 def run_local_stack(demo: bool = True) -> int:
     from upstream.dev import generate
-    from upstream.dev.cli import DEMO_DAYS, DEMO_START
 
     settings = load_settings()
     print(f"Upstream home: {settings.home}", flush=True)

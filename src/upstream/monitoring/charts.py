@@ -10,142 +10,43 @@ says "<5" or "suppressed".
 
 from __future__ import annotations
 
-import html
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup
 
+from upstream.monitoring.svg import (  # re-exported: charts.BLUE, charts.Series ...
+    BLUE,
+    GREEN,
+    GREY,
+    INK,
+    LIGHT,
+    ORANGE,
+    PURPLE,
+    SKY,
+    VERMILLION,
+    Number,
+    Series,
+    empty_chart,
+    esc,
+    fmt_count,
+    fmt_hours,
+    fmt_share,
+    legend,
+    nice_ticks,
+    svg_root,
+    x_labels,
+    y_axis,
+)
 from upstream.monitoring.views import SUPPRESSED_COUNT, SUPPRESSED_VALUE
 
-# Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
-BLUE = "#0072B2"
-ORANGE = "#E69F00"
-GREEN = "#009E73"
-VERMILLION = "#D55E00"
-SKY = "#56B4E9"
-PURPLE = "#CC79A7"
-GREY = "#595959"
-LIGHT = "#d9d9d9"
-INK = "#1a1a1a"
-
-FONT = "font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif\""
-
-Number = float | int
-
-
-def esc(value: object) -> str:
-    """Escape text for SVG/HTML text and attribute values."""
-    return html.escape(str(value), quote=True)
-
-
-def _id(raw: str) -> str:
-    cleaned = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
-    return cleaned or "chart"
-
-
-def fmt_count(value: Number | None) -> str:
-    return SUPPRESSED_COUNT if value is None else f"{int(value):,}"
-
-
-def fmt_share(value: Number | None) -> str:
-    return SUPPRESSED_VALUE if value is None else f"{float(value) * 100:.1f}%"
-
-
-def fmt_hours(value: Number | None) -> str:
-    return SUPPRESSED_VALUE if value is None else f"{float(value):,.1f} h"
-
-
-def nice_ticks(top: float, count: int = 5, whole: bool = False) -> list[float]:
-    """0 and round steps up to at least `top` (1, 2, 2.5, 5 x 10^k); `whole`: steps >= 1."""
-    if top <= 0 or not math.isfinite(top):
-        return [0.0, 1.0]
-    raw = top / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    if whole:
-        step = max(1.0, math.ceil(step))
-    ticks = [0.0]
-    while ticks[-1] < top - 1e-12:
-        ticks.append(round(ticks[-1] + step, 10))
-    return ticks
-
-
-def _svg(chart_id: str, title: str, desc: str, width: int, height: int, body: list[str]) -> Markup:
-    cid = _id(chart_id)
-    return Markup(
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{cid}" '
-        f'viewBox="0 0 {width} {height}" width="100%" role="img" '
-        f'aria-labelledby="{cid}-title {cid}-desc" {FONT} font-size="13" fill="{INK}">'
-        f'<title id="{cid}-title">{esc(title)}</title><desc id="{cid}-desc">{esc(desc)}</desc>'
-        + "".join(body)
-        + "</svg>"
-    )
-
-
-def empty_chart(chart_id: str, title: str, message: str = "No data for this selection",
-                width: int = 720, height: int = 120) -> Markup:
-    body = [
-        f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" fill="#fafafa" '
-        f'stroke="{LIGHT}" rx="6"/>',
-        f'<text x="{width / 2}" y="{height / 2 + 5}" text-anchor="middle" fill="{GREY}" '
-        f'font-size="15">{esc(message)}</text>',
-    ]
-    return _svg(chart_id, title, message, width, height, body)
-
-
-@dataclass(frozen=True)
-class Series:
-    name: str
-    color: str
-    values: Sequence[Number | None]
-    dashed: bool = False
-
-
-def _legend(series: Sequence[Series], x: float, y: float, line: bool = False) -> list[str]:
-    out, cursor = [], x
-    for s in series:
-        if line:
-            dash = ' stroke-dasharray="6 4"' if s.dashed else ""
-            out.append(f'<line x1="{cursor}" y1="{y - 4}" x2="{cursor + 22}" y2="{y - 4}" '
-                       f'stroke="{s.color}" stroke-width="3"{dash}/>')
-            cursor += 28
-        else:
-            out.append(f'<rect x="{cursor}" y="{y - 11}" width="14" height="14" rx="2" '
-                       f'fill="{s.color}"/>')
-            cursor += 20
-        out.append(f'<text x="{cursor}" y="{y}">{esc(s.name)}</text>')
-        cursor += 8 + 7.2 * len(s.name) + 18
-    return out
-
-
-def _y_axis(ticks: list[float], left: float, right: float, y_of: Callable[[float], float],
-            label: Callable[[float], str]) -> list[str]:
-    out = []
-    for t in ticks:
-        y = y_of(t)
-        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" '
-                   f'stroke="{LIGHT if t else GREY}" stroke-width="1"/>')
-        out.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end" fill="{GREY}" '
-                   f'font-size="12">{esc(label(t))}</text>')
-    return out
-
-
-def _x_labels(labels: Sequence[tuple[str, str]], centers: Sequence[float], y: float) -> list[str]:
-    """Two-line category labels (e.g. month / year), thinned when crowded."""
-    out = []
-    step = max(1, math.ceil(len(labels) / 18))
-    for i, ((top, bottom), cx) in enumerate(zip(labels, centers, strict=True)):
-        if i % step and i != len(labels) - 1:
-            continue
-        out.append(f'<text x="{cx:.1f}" y="{y}" text-anchor="middle" font-size="12">'
-                   f'{esc(top)}</text>')
-        if bottom:
-            out.append(f'<text x="{cx:.1f}" y="{y + 15}" text-anchor="middle" font-size="12" '
-                       f'fill="{GREY}">{esc(bottom)}</text>')
-    return out
+__all__ = [  # the chart types, and the building blocks callers use through this module
+    "BLUE", "GREEN", "GREY", "INK", "LIGHT", "ORANGE", "PURPLE", "SKY", "VERMILLION",
+    "Curve", "FunnelStep", "Interval", "Number", "Series",
+    "empty_chart", "esc", "fmt_count", "fmt_hours", "fmt_share", "funnel", "intervals",
+    "line_chart", "nice_ticks", "stacked_bars", "survival_chart",
+]  # fmt: skip
 
 
 def stacked_bars(chart_id: str, title: str, labels: Sequence[tuple[str, str]],
@@ -172,11 +73,11 @@ def stacked_bars(chart_id: str, title: str, labels: Sequence[tuple[str, str]],
 
     slot = (right - left) / n
     bar = max(2.0, min(48.0, slot * 0.7))
-    body = [*_legend(series, left, 18)]
+    body = [*legend(series, left, 18)]
     if y_label:
         body.append(f'<text x="{right}" y="18" text-anchor="end" fill="{GREY}" '
                     f'font-size="12">{esc(y_label)}</text>')
-    body += _y_axis(ticks, left, right, y_of, lambda t: f"{t:,.0f}")
+    body += y_axis(ticks, left, right, y_of, lambda t: f"{t:,.0f}")
     centers = []
     for i in range(n):
         cx = left + slot * (i + 0.5)
@@ -208,9 +109,9 @@ def stacked_bars(chart_id: str, title: str, labels: Sequence[tuple[str, str]],
                         f'{esc(mark)}<title>{esc(s.name)}: {esc(suppressed_note)}'
                         f'</title></text>')
             label_y -= 13
-    body += _x_labels(labels, centers, bottom + 18)
+    body += x_labels(labels, centers, bottom + 18)
     desc = f"{title}: {n} columns; exact numbers in the table below."
-    return _svg(chart_id, title, desc, width, height, body)
+    return svg_root(chart_id, title, desc, width, height, body)
 
 
 @dataclass(frozen=True)
@@ -244,7 +145,7 @@ def funnel(chart_id: str, title: str, steps: Sequence[FunnelStep], width: int = 
         if s.rate is not None:
             value += f"  ({fmt_share(s.rate)})"
         body.append(f'<text x="{right + 10}" y="{y + 23}" font-weight="600">{esc(value)}</text>')
-    return _svg(chart_id, title, f"{title}: {len(steps)} steps; exact numbers in the table.",
+    return svg_root(chart_id, title, f"{title}: {len(steps)} steps; exact numbers in the table.",
                 width, height, body)
 
 
@@ -269,8 +170,8 @@ def line_chart(chart_id: str, title: str, labels: Sequence[tuple[str, str]],
 
     slot = (right - left) / n
     centers = [left + slot * (i + 0.5) for i in range(n)]
-    body = [*_legend(series, left, 18, line=True)]
-    body += _y_axis(ticks, left, right, y_of, value_label)
+    body = [*legend(series, left, 18, line=True)]
+    body += y_axis(ticks, left, right, y_of, value_label)
     for s in series:
         dash = ' stroke-dasharray="6 4"' if s.dashed else ""
         run: list[str] = []
@@ -292,8 +193,8 @@ def line_chart(chart_id: str, title: str, labels: Sequence[tuple[str, str]],
         if all(s.values[i] is None for s in series):
             body.append(f'<text x="{cx:.1f}" y="{bottom - 8}" text-anchor="middle" '
                         f'fill="{GREY}" font-size="11">not published</text>')
-    body += _x_labels(labels, centers, bottom + 18)
-    return _svg(chart_id, title, f"{title}: exact numbers in the table below.", width, height,
+    body += x_labels(labels, centers, bottom + 18)
+    return svg_root(chart_id, title, f"{title}: exact numbers in the table below.", width, height,
                 body)
 
 
@@ -365,7 +266,7 @@ def intervals(chart_id: str, title: str, rows: Sequence[Interval], width: int = 
             value += f" ({float(r.low) * 100:.0f}–{float(r.high) * 100:.0f}%)"
         body.append(f'<text x="{right + 10}" y="{cy + 4:.1f}" font-weight="600">'
                     f'{esc(value)}</text>')
-    return _svg(chart_id, title, f"{title}: {len(rows)} cohorts; exact numbers in the table.",
+    return svg_root(chart_id, title, f"{title}: {len(rows)} cohorts; exact numbers in the table.",
                 width, height, body)
 
 
@@ -402,9 +303,9 @@ def survival_chart(chart_id: str, title: str, curves: Sequence[Curve], days: int
 
     body = []
     for i in range(rows):
-        body += _legend(curves[i * per_row:(i + 1) * per_row], left, 18 + 20 * i, line=True)
+        body += legend(curves[i * per_row:(i + 1) * per_row], left, 18 + 20 * i, line=True)
     ticks = [floor + span * i / 5 for i in range(6)]
-    body += _y_axis(ticks, left, right, y_of, lambda t: f"{t * 100:.0f}%")
+    body += y_axis(ticks, left, right, y_of, lambda t: f"{t * 100:.0f}%")
     for d in (0, 30, 60, 90, 120, 150, 182, 210, 240, 270, 300, 330, 365):
         if d <= days:
             body.append(f'<text x="{x_of(d):.1f}" y="{bottom + 16}" text-anchor="middle" '
@@ -437,4 +338,4 @@ def survival_chart(chart_id: str, title: str, curves: Sequence[Curve], days: int
                     f'{shown[-1][0]}</title></polyline>')
     desc = (f"{title}: share of index calls not yet followed by another call, by day; "
             "shaded: 95% confidence band; numbers at risk in the table.")
-    return _svg(chart_id, title, desc, width, height, body)
+    return svg_root(chart_id, title, desc, width, height, body)
