@@ -30,7 +30,8 @@ from psycopg.rows import dict_row
 
 from upstream.contract import COLUMNS
 from upstream.dev import generate
-from upstream.ingest import LoadResult, load_extract, pseudonym
+from upstream.ingest import LoadResult, load_extract
+from upstream.pseudonyms import pseudonym
 from upstream.settings import Settings, load_settings, pseudonym_key
 
 pytestmark = pytest.mark.integration

@@ -32,9 +32,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from upstream.contract import AGENCY_CODE_RE
-from upstream.ingest import COPY_BLOCK, LOAD_LOCK_NAMESPACE, delivery_paths
+from upstream.ingest.manifest import COPY_BLOCK, delivery_paths
 from upstream.settings import Settings, int_setting, load_settings
 from upstream.warehouse import db
+from upstream.warehouse.locks import LOAD_LOCK_NAMESPACE
 
 log = logging.getLogger(__name__)
 
