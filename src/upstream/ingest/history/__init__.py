@@ -14,7 +14,9 @@ compares the two, corrections and re-extracts included).
 Resumable: each segment's merge and its files' final status commit together; a file already
 processed is recognised by ops.extract_file (agency, day, sha256) and skipped, so a rerun after
 a kill continues where the last commit left off. An agency is imported under an exclusive
-advisory lock that every nightly load of the agency takes shared (`ingest.lock_agency`).
+advisory lock that every nightly load of the agency takes shared
+(`upstream.warehouse.locks.lock_agency`). Modules: progress.py (summary, progress), batch.py
+(one batch: verify, register, stage, validate, merge by segment).
 """
 
 from __future__ import annotations
