@@ -189,8 +189,9 @@ class Batch:
         """COPY every file into one all-text table; a file COPY refuses is refused alone."""
         conn = self.conn
         drop_staging(conn, self.key)
-        conn.execute(sql.SQL(read_sql("history/create_raw_table.sql")).format(raw=self.raw, cols=sql.SQL(", ").join(
-            sql.SQL("{} text").format(sql.Identifier(c)) for c in COLUMNS)))
+        conn.execute(sql.SQL(read_sql("history/create_raw_table.sql")).format(
+            raw=self.raw,
+            cols=sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in COLUMNS)))
         extras: set[str] = set()
         for f in files:
             d = f.delivery
