@@ -229,20 +229,22 @@ def install_instrumentation() -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    from upstream import ingest
+    from upstream.ingest import header, load, manifest, merge, staging
     from upstream.validate import suite as validation
+    from upstream.warehouse import staging as staging_tables
 
-    for name, phase in [
-        ("verify_manifest", "verify_manifest (manifest + sha256 pass)"),
-        ("_register_file", "register file (ops.extract_file)"),
-        ("read_header", "read_header"),
-        ("drop_staging", "drop_staging (before + finally)"),
-        ("copy_to_staging", "copy_to_staging (COPY + sha256)"),
-        ("build_typed_table", "build_typed_table (CTAS + PK + ANALYZE)"),
-        ("_merge", "merge (include/sql/load)"),
-        ("_finish", "finish (ops.extract_file)"),
+    # upstream.ingest.load looks these up as module attributes at call time.
+    for owner, name, phase in [
+        (manifest, "verify_manifest", "verify_manifest (manifest + sha256 pass)"),
+        (load, "_register_file", "register file (ops.extract_file)"),
+        (header, "read_header", "read_header"),
+        (staging_tables, "drop_staging", "drop_staging (before + finally)"),
+        (staging, "copy_to_staging", "copy_to_staging (COPY + sha256)"),
+        (staging, "build_typed_table", "build_typed_table (CTAS + PK + ANALYZE)"),
+        (merge, "merge", "merge (include/sql/load)"),
+        (load, "_finish", "finish (ops.extract_file)"),
     ]:
-        _wrap(ingest, name, phase)
+        _wrap(owner, name, phase)
     _wrap(validation, "validate_staged_file", "GX validate_staged_file")
     _wrap(validation, "quarantine_failing_rows", "quarantine")
     # GX internals: sub-phases of validate_staged_file (see _summarise_run for derived rows).

@@ -21,7 +21,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from upstream.contract import COLUMNS, REQUIRED_COLUMNS
-from upstream.ingest import Delivery, build_typed_table, hmac_pads, pseudonym
+from upstream.ingest import Delivery, build_typed_table
+from upstream.pseudonyms import hmac_pads, pseudonym
 from upstream.rules import RULES
 
 # ---------------------------------------------------------------------------------------------

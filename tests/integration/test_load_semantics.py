@@ -31,7 +31,8 @@ from support.env import empty_every_table
 
 from upstream.contract import COLUMNS
 from upstream.dev import generate
-from upstream.ingest import LoadResult, load_extract, pseudonym
+from upstream.ingest import LoadResult, load_extract
+from upstream.pseudonyms import pseudonym
 from upstream.settings import Settings, pseudonym_key
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, time, timedelta
 
-from upstream.ingest import hmac_pads
+from upstream.pseudonyms import hmac_pads
 from upstream.settings import Settings, load_settings, pseudonym_key
 from upstream.warehouse import db
 

@@ -19,6 +19,8 @@ from upstream.contract import FILE_NAME_RE
 from upstream.rules import RULES_BY_NAME
 from upstream.settings import Settings, load_settings
 from upstream.warehouse import db
+from upstream.warehouse.sql import read_sql
+from upstream.warehouse.staging import drop_staging, suspect_table
 
 
 @dataclass
@@ -184,10 +186,9 @@ def _check_rows(settings, delivery: ingest.Delivery, report: CheckReport) -> Non
                 n for _, first in report.failures.values() for n in first})
             report.rule_details = _rule_details(delivery)
             if report.failures:
-                report.rows_failing = conn.execute(
-                    sql.SQL("SELECT count(*) AS n FROM {}").format(ingest.suspect_table(key))
-                ).fetchone()["n"]
+                report.rows_failing = conn.execute(sql.SQL(read_sql("validate/count_rows.sql"))
+                                                   .format(table=suspect_table(key))).fetchone()["n"]
         finally:
             conn.rollback()
-            ingest.drop_staging(conn, key)
+            drop_staging(conn, key)
             conn.commit()

@@ -22,6 +22,8 @@ from psycopg import sql
 from upstream.rules import RULES, RULES_BY_NAME, Rule
 from upstream.settings import Settings
 from upstream.warehouse import db
+from upstream.warehouse.sql import read_sql
+from upstream.warehouse.staging import gx_view_name, suspect_table, typed_table
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +142,7 @@ def validate_staged_file(conn: psycopg.Connection, settings: Settings, *, file_i
     # search_path: GX 1.x deprecates a table asset's schema_name in favour of the connection's.
     os.environ[GX_CONNECTION_VAR] = db.sqlalchemy_url(db_url, role=db.LOADER,
                                                       search_path="staging")
-    view = sql.Identifier("staging", f"gx_{agency.lower()}_current")
-    from upstream.ingest import suspect_table
-
+    view = sql.Identifier("staging", gx_view_name(agency))
     suspect = suspect_table(file_id)
     with _project_lock(project_dir):
         # GX validates a stable view, so its datasource, suite and checkpoint are created once
@@ -150,8 +150,9 @@ def validate_staged_file(conn: psycopg.Connection, settings: Settings, *, file_i
         # shows the rows the one-pass evaluation flagged: GX re-applies every rule's own
         # predicate to them, and its counts must agree (checked below).
         with conn.transaction():
-            conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(view))
-            conn.execute(sql.SQL("CREATE VIEW {} AS SELECT * FROM {}").format(view, suspect))
+            conn.execute(sql.SQL(read_sql("validate/drop_gx_view.sql")).format(view=view))
+            conn.execute(sql.SQL(read_sql("validate/create_gx_view.sql")).format(
+                view=view, suspect=suspect))
         conn.commit()
         context = gx.get_context(mode="file", project_root_dir=str(project_dir))
         bars = context.variables.progress_bars
@@ -160,7 +161,7 @@ def validate_staged_file(conn: psycopg.Connection, settings: Settings, *, file_i
 
             context.variables.progress_bars = ProgressBarsConfig(globally=False)
             context.variables.save()
-        checkpoint = _checkpoint(context, agency, view_name=f"gx_{agency.lower()}_current")
+        checkpoint = _checkpoint(context, agency, view_name=gx_view_name(agency))
         run = checkpoint.run(run_id=RunIdentifier(run_name=run_name))
         from upstream.validate import (
             datadocs,  # one page and a bounded index, under the project lock
@@ -189,45 +190,42 @@ def validate_staged_file(conn: psycopg.Connection, settings: Settings, *, file_i
 
 def quarantine_failing_rows(conn: psycopg.Connection, file_id: int) -> int:
     """Record every row that broke any rule, in one pass. Returns distinct rows."""
-    from upstream.ingest import suspect_table
-
-    statement = sql.SQL(db.read_sql("validate/quarantine_rows.sql")).format(
+    statement = sql.SQL(read_sql("validate/quarantine_rows.sql")).format(
         suspect=suspect_table(file_id))
     conn.execute(statement, {"file_id": file_id, "rule_names": [r.name for r in RULES],
                              "rule_columns": [r.column for r in RULES]})
-    row = conn.execute("SELECT count(DISTINCT row_number) AS n FROM ops.quarantine_row WHERE file_id = %s",
-                       (file_id,)).fetchone()
+    row = conn.execute(read_sql("validate/quarantined_row_count.sql"),
+                       {"file_id": file_id}).fetchone()
     return int(row["n"])
 
 
 def one_pass_counts(conn: psycopg.Connection, staging_key: int | str) -> dict[str, int]:
-    from upstream.ingest import suspect_table
-
     return {r["rule"]: r["n"] for r in conn.execute(sql.SQL(
-        "SELECT f.rule, count(*) AS n FROM {}, unnest(failed_rules) AS f (rule) GROUP BY f.rule"
-    ).format(suspect_table(staging_key)))}
+        read_sql("validate/rule_counts.sql")).format(suspect=suspect_table(staging_key)))}
 
 
 def failing_rows(conn: psycopg.Connection, staging_key: int | str, rule_names: list[str],
                  limit: int = 10) -> dict[str, tuple[int, list[int]]]:
     """Per rule: how many rows fail and the first `limit` row numbers (for reports)."""
-    typed = sql.Identifier("staging", f"load_{staging_key}_typed")
+    typed = typed_table(staging_key)
     out = {}
     for name in rule_names:
         rule = RULES_BY_NAME[name]
-        q = sql.SQL("SELECT count(*) OVER () AS n, row_number FROM {} WHERE {} ORDER BY row_number LIMIT %s"
-                    ).format(typed, sql.SQL(rule.failing))
-        rows = conn.execute(q, (limit,)).fetchall()
+        # The predicate is a constant of upstream.rules, never data from a file.
+        q = sql.SQL(read_sql("validate/failing_rows.sql")).format(
+            typed=typed, predicate=sql.SQL(rule.failing))
+        rows = conn.execute(q, {"limit": limit}).fetchall()
         out[name] = (rows[0]["n"] if rows else 0, [r["row_number"] for r in rows])
     return out
 
 
 def evaluate_rules_directly(conn: psycopg.Connection, file_id: int) -> dict[str, int]:
     """Failing-row counts per rule without GX (tests use it to check GX agrees)."""
-    typed = sql.Identifier("staging", f"load_{file_id}_typed")
+    typed = typed_table(file_id)
     counts = {}
     for r in RULES:
-        q = sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(typed, sql.SQL(r.failing))
+        q = sql.SQL(read_sql("validate/count_failing.sql")).format(
+            typed=typed, predicate=sql.SQL(r.failing))
         n = conn.execute(q).fetchone()["n"]
         if n:
             counts[r.name] = n

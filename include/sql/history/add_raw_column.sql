@@ -1,0 +1,1 @@
+ALTER TABLE {raw} ADD COLUMN {column} text

@@ -1,0 +1,1 @@
+INSERT INTO pg_temp.hist_file VALUES (%s, %s, %s, %s, %s)

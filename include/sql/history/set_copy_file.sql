@@ -1,0 +1,1 @@
+SELECT set_config('upstream.copy_file', %(file_id)s, true)

@@ -1,0 +1,1 @@
+CREATE UNLOGGED TABLE {raw} (row_number integer GENERATED ALWAYS AS IDENTITY, {cols})

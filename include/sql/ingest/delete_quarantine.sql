@@ -1,0 +1,1 @@
+DELETE FROM ops.quarantine_row WHERE file_id = ANY(%(file_ids)s)

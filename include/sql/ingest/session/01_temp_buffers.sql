@@ -1,0 +1,2 @@
+-- Before this session's first temp table.
+SET temp_buffers = '256MB'

@@ -1,0 +1,1 @@
+SELECT set_config(%s, %s, true), set_config(%s, %s, true)

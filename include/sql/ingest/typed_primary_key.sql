@@ -1,0 +1,1 @@
+ALTER TABLE {typed} ADD PRIMARY KEY (row_number)

@@ -1,0 +1,1 @@
+SELECT core.analyze_for_load('call_version')  -- see migration 006

@@ -1,0 +1,1 @@
+SELECT count(DISTINCT row_number) AS n FROM ops.quarantine_row WHERE file_id = %(file_id)s

@@ -1,0 +1,1 @@
+SELECT {function}(%s, hashtext(%s)) AS ok

@@ -1,0 +1,1 @@
+INSERT INTO public.schema_migration (version, checksum) VALUES (%s, %s)

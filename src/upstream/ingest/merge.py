@@ -1,0 +1,79 @@
+"""The set-based merge of a validated file into core (include/sql/load/): supersede an older
+extract of the day, add this file's versions, re-derive the current calls and the contact
+details of the incidents involved, check the references it must leave intact. One transaction.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from upstream.ingest.manifest import Delivery
+from upstream.ingest.outcome import LoadResult
+from upstream.warehouse.sql import read_sql
+from upstream.warehouse.staging import typed_table
+
+
+def rederive_current_calls(conn: psycopg.Connection, *, large: bool = False) -> None:
+    """core.call and core.contact for the incidents in pg_temp.affected_incident (shared by the
+    nightly merge and the history import's segment merge)."""
+    # Temp tables are never auto-analysed and a fresh warehouse looks empty to the
+    # planner: without statistics the next statements pick nested loops.
+    conn.execute(read_sql("load/analyze_affected_incidents.sql"))
+    conn.execute(read_sql("load/analyze_call_versions.sql"))
+    conn.execute(read_sql("load/current_winners.sql"))
+    conn.execute(read_sql("load/analyze_current_winners.sql"))
+    conn.execute(read_sql("load/update_current_calls.sql"))
+    if large:
+        # A large segment into a core.call the planner thinks (nearly) empty: it probed
+        # core.call by an index of rows this very statement inserts, quadratic (78 s for
+        # 30k calls, 1 s as a hash anti-join). Small segments keep their index probes.
+        conn.execute(read_sql("load/nestloop_off.sql"))
+    conn.execute(read_sql("load/insert_current_calls.sql"))
+    if large:
+        conn.execute(read_sql("load/nestloop_on.sql"))
+    # The contact and stale-row statements join core.call, just rewritten: with the old
+    # statistics a large first load was planned as a nested loop (minutes at 1M rows).
+    conn.execute(read_sql("load/analyze_calls.sql"))
+    conn.execute(read_sql("load/drop_orphaned_current_calls.sql"))
+    conn.execute(read_sql("load/refresh_contacts.sql"))
+
+
+def supersede_day(conn: psycopg.Connection, file_id: int, delivery: Delivery) -> list[int]:
+    """Mark the loaded extracts of the day this file replaces superseded; drop their versions
+    (their incidents join pg_temp.affected_incident). Returns their file ids."""
+    superseded = [r["file_id"] for r in conn.execute(read_sql("load/supersede_day.sql"), {
+        "file_id": file_id, "agency": delivery.agency_code,
+        "extract_date": delivery.extract_date})]
+    if superseded:
+        conn.execute(read_sql("load/affected_from_superseded.sql"), {"superseded": superseded})
+        conn.execute(read_sql("load/delete_superseded_versions.sql"), {"superseded": superseded})
+    return superseded
+
+
+def check_integrity(conn: psycopg.Connection, file_id: int, what: str) -> None:
+    broken = conn.execute(read_sql("load/check_integrity.sql"), {"file_id": file_id}).fetchone()
+    broken = {name: n for name, n in broken.items() if n}
+    if broken:  # a bug, not bad data: nothing of this merge may stay
+        raise RuntimeError(f"{what} left broken references {broken}; rolled back")
+
+
+def merge(conn: psycopg.Connection, file_id: int, delivery: Delivery, result: LoadResult) -> None:
+    """One transaction: supersede an older extract of the day, add this file's versions,
+    re-derive the current calls and the contact details of the incidents involved."""
+    typed = typed_table(file_id)
+    params = {"file_id": file_id, "extract_date": delivery.extract_date,
+              "agency": delivery.agency_code}
+    with conn.transaction():
+        conn.execute(read_sql("load/create_affected_incidents.sql"))
+        conn.execute(sql.SQL(read_sql("load/affected_from_file.sql")).format(typed=typed))
+        supersede_day(conn, file_id, delivery)
+        cur = conn.execute(sql.SQL(read_sql("load/insert_call_versions.sql")).format(typed=typed),
+                           params)
+        result.rows_loaded = cur.rowcount
+        rederive_current_calls(conn)
+        conn.execute(sql.SQL(read_sql("load/upsert_contacts.sql")).format(typed=typed), params)
+        check_integrity(conn, file_id, f"{delivery.agency_code} {delivery.extract_date}: merge")
+        result.rows_stale = conn.execute(read_sql("load/count_stale_rows.sql"),
+                                         {"file_id": file_id}).fetchone()["n"]
+    conn.commit()
