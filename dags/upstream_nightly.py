@@ -71,11 +71,18 @@ def verify_manifest(agency: str, **context) -> dict:
     return nightly.verify_manifest(agency, context)
 
 
-@task(outlets=[LOADED_CALLS])
+@task
 def validate_and_load(agency: str, **context) -> dict:
     from upstream.airflow.tasks import nightly
 
     return nightly.validate_and_load(agency, context)
+
+
+@task(outlets=[LOADED_CALLS])
+def publish_loaded_calls(load: dict) -> dict:
+    from upstream.airflow.tasks import nightly
+
+    return nightly.publish_loaded_calls(load)
 
 
 @dag(
@@ -103,7 +110,8 @@ def upstream_nightly():
             arrived = wait_for_manifest.override(task_id="wait_for_manifest")(agency)
             verified = verify_manifest.override(task_id="verify_manifest")(agency)
             loaded = validate_and_load.override(task_id="validate_and_load")(agency)
-            arrived >> verified >> loaded
+            published = publish_loaded_calls.override(task_id="publish_loaded_calls")(loaded)
+            arrived >> verified >> loaded >> published
 
 
 upstream_nightly()

@@ -32,12 +32,15 @@ def test_every_dag_has_docs_tags_owner_and_retries(dagbag):
 def test_nightly_shape_per_agency(dagbag):
     dag = dagbag.dags["upstream_nightly"]
     assert {t.task_id for t in dag.tasks} == {
-        "WPS.wait_for_manifest", "WPS.verify_manifest", "WPS.validate_and_load"}
+        "WPS.wait_for_manifest", "WPS.verify_manifest", "WPS.validate_and_load",
+        "WPS.publish_loaded_calls"}
     sensor = dag.get_task("WPS.wait_for_manifest")
     assert sensor.mode == "reschedule"
     assert sensor.timeout > 0
-    load = dag.get_task("WPS.validate_and_load")
-    assert [a.name for a in load.outlets] == ["upstream_loaded_calls"]
+    # the Asset comes from its own task, skipped when a load changed nothing (no-op reprocess)
+    assert not dag.get_task("WPS.validate_and_load").outlets
+    publish = dag.get_task("WPS.publish_loaded_calls")
+    assert [a.name for a in publish.outlets] == ["upstream_loaded_calls"]
     # several days may run at once (a reprocess never queues behind a waiting night); the
     # per-agency lock serialises the loads (tests/integration/test_scheduler_runs.py)
     assert dag.max_active_runs > 1
@@ -65,7 +68,7 @@ def test_outcomes_rebuild_after_load_or_status_sync_and_daily(dagbag):
     assert isinstance(condition, AssetAny), f"outcomes must run on either asset, got {condition!r}"
     assert set(condition.objects) == {LOADED_CALLS, REFERRAL_EVENTS}
     # ... and those are exactly what the producing tasks publish.
-    load = dagbag.dags["upstream_nightly"].get_task("WPS.validate_and_load")
+    load = dagbag.dags["upstream_nightly"].get_task("WPS.publish_loaded_calls")
     sync = dagbag.dags["upstream_routing"].get_task("sync_referral_events")
     assert set(condition.objects) == set(load.outlets) | set(sync.outlets)
 

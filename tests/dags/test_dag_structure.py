@@ -10,7 +10,8 @@ EXPECTED = {
     "upstream_nightly": {
         "WPS.wait_for_manifest": {"WPS.verify_manifest"},
         "WPS.verify_manifest": {"WPS.validate_and_load"},
-        "WPS.validate_and_load": set(),
+        "WPS.validate_and_load": {"WPS.publish_loaded_calls"},
+        "WPS.publish_loaded_calls": set(),
     },
     "upstream_routing": {
         "plan_referrals": {"deliver_referrals"},

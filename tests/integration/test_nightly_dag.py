@@ -85,9 +85,26 @@ def test_five_nights_rerun_and_corrections(upstream_env, nightly, warehouse_url)
     assert first["incident_id"] not in contacts
 
     before = _dump(warehouse_url)
+    announced = _loaded_calls_events()
+    assert announced >= len(DAYS) + 1  # every first load announced new calls
     assert run_nightly_for(DAYS[2], nightly) == "success"  # reprocess a day
     assert run_nightly_for(correction_day, nightly) == "success"
     assert _dump(warehouse_url) == before
+    # a reprocess that changed nothing triggers nothing downstream (no routing, no outcomes)
+    assert _loaded_calls_events() == announced
+
+
+def _loaded_calls_events() -> int:
+    """Asset events of upstream_loaded_calls in Airflow's metadata database."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return session.scalar(
+            select(func.count()).select_from(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "upstream_loaded_calls"))
 
 
 def test_refused_file_fails_the_run_and_loads_nothing(upstream_env, nightly, warehouse_url):

@@ -110,3 +110,18 @@ def validate_and_load(agency: str, context: Mapping) -> dict:
             rows_quarantined=result.rows_quarantined, rows_in_file=result.rows_in_file,
             run_url=notify.run_url_for(settings, dag_id, run_id), dag_id=dag_id, run_id=run_id)
     return asdict(result)
+
+
+@task_body
+def publish_loaded_calls(load: Mapping) -> dict:
+    """Announce new calls (the upstream_loaded_calls Asset: routing and outcomes follow) only
+    when the load changed something. A reprocess of a day already loaded, or an older extract
+    that was ignored, is skipped here: no Asset event, nothing triggered downstream."""
+    if load.get("outcome") != "loaded":
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(
+            f"{load.get('agency')} {load.get('extract_date')}: nothing new "
+            f"({load.get('outcome')}); routing and outcomes are not triggered")
+    return {k: load.get(k) for k in ("agency", "extract_date", "rows_loaded",
+                                     "rows_quarantined")}
