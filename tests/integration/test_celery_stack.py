@@ -116,7 +116,8 @@ def celery_run(server_url, airflow_db):
     redis_client = _redis_or_skip()
     from outreach_ref import ServiceConfig
     from outreach_ref.testing import run_server
-    from upstream.airflow.run import load_dag, nightly_logical_date, run_nightly_for
+    from upstream.airflow.dates import nightly_logical_date
+    from upstream.airflow.run import load_dag, run_nightly_for
     from upstream.dev import env as devenv
     from upstream.dev import generate
     from upstream.dev.stack import CeleryStack

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import re
 import signal
@@ -273,17 +274,21 @@ def test_cli_refuses_bad_arguments_clearly(env: Settings) -> None:
 
 
 def test_dag_imports_and_logs_progress_and_summary(env: Settings, airflow_db, warehouse_url: str,
-                                                    capfd: pytest.CaptureFixture) -> None:
+                                                    capfd: pytest.CaptureFixture,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
     from upstream.airflow.run import load_dag
 
     days = [date(2016, 9, 1), date(2016, 9, 2)]
     generate.generate(env.landing_dir, days[0], days[-1], ["WPS"], seed=8)
     dag = load_dag("upstream_history_import")
-    run = dag.test(run_conf={"from": days[0].isoformat(), "to": days[-1].isoformat(),
-                             "agencies": "WPS"})
+    with caplog.at_level(logging.INFO):
+        run = dag.test(run_conf={"from": days[0].isoformat(), "to": days[-1].isoformat(),
+                                 "agencies": "WPS"})
     assert str(getattr(run.state, "value", run.state)) == "success"
     assert _loaded(warehouse_url) == 2
-    logged = "".join(capfd.readouterr())  # dag.test prints the task log
+    # The task log: dag.test prints it, or (after another dag.test in this process has set up
+    # Airflow's logging) it reaches the log records only.
+    logged = caplog.text + "".join(capfd.readouterr())
     assert "history import: 2/2 files" in logged and "ETA" in logged
     assert "files loaded: 2" in logged and "files refused: 0" in logged
     # a range with no file fails loudly instead of succeeding

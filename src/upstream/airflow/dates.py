@@ -10,6 +10,15 @@ from zoneinfo import ZoneInfo
 NIGHTLY_RUN_TIME = time(3)
 
 
+def nightly_logical_date(extract_date: date, tz: ZoneInfo | None = None) -> datetime:
+    """The scheduled run that processes `extract_date` (03:00 local the next morning)."""
+    if tz is None:
+        from upstream.settings import load_settings
+
+        tz = load_settings().timezone
+    return datetime.combine(extract_date + timedelta(days=1), NIGHTLY_RUN_TIME, tzinfo=tz)
+
+
 def manifest_deadline(extract_date: date, tz: ZoneInfo, deadline_seconds: int) -> datetime:
     """When a day's manifest is overdue: its nightly run time plus the manifest deadline.
 
