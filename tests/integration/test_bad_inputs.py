@@ -23,7 +23,6 @@ stored. Neither may appear in any table outside staging, in an error message or 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import gzip
 import hashlib
 import io
@@ -101,8 +100,8 @@ def env(warehouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             mp.delenv(name, raising=False)
         truncate_warehouse(warehouse_url)
         settings = load_settings()
-        assert settings.quarantine_max_share == 0.05
-        yield Env(settings, warehouse_url, settings.gx_dir)
+        assert settings.validate.quarantine_max_share == 0.05
+        yield Env(settings, warehouse_url, settings.validate.gx_dir)
 
 
 def warehouse_tables(conn: psycopg.Connection) -> list[str]:
@@ -129,8 +128,7 @@ _gx_runs = itertools.count()
 
 def load(env: Env, d: date, **settings_changes: Any) -> LoadResult:
     """load_extract with a fresh GX project directory (see the module docstring)."""
-    settings = dataclasses.replace(
-        env.settings, gx_dir=env.gx_root / f"run-{next(_gx_runs)}", **settings_changes)
+    settings = env.settings.with_changes(validate__gx_dir=env.gx_root / f"run-{next(_gx_runs)}", **settings_changes)
     return load_extract(AGENCY, d, settings)
 
 
@@ -260,7 +258,7 @@ def render(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = FIELDS, *
 
 
 def paths(s: Settings, d: date) -> tuple[Path, Path]:
-    folder = s.landing_dir / AGENCY
+    folder = s.landing.dir / AGENCY
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{AGENCY}_ipv_calls_{d.isoformat()}"
     return folder / f"{stem}.csv", folder / f"{stem}.manifest.json"
@@ -298,7 +296,7 @@ def deliver(s: Settings, d: date, data: bytes | None, rows: int, /, *, manifest:
 def write_rows(s: Settings, d: date, rows: Sequence[Mapping[str, Any]], **kwargs: Any) -> None:
     """The project's writer (upstream.dev.generate.write_extract) for well-formed deliveries."""
     kwargs.setdefault("generated_at", generated_at(d))
-    generate.write_extract(s.landing_dir, AGENCY, d, rows, **kwargs)
+    generate.write_extract(s.landing.dir, AGENCY, d, rows, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -788,10 +786,10 @@ def test_verify_manifest_missing(env: Env) -> None:
     deliver(env.settings, d, good(d), 3, manifest=False)
     with pytest.raises(ManifestMissing, match=r"^WPS 2024-06-30: manifest WPS_ipv_calls_2024-06-30"
                                                r"\.manifest\.json has not arrived$"):
-        verify_manifest(env.settings.landing_dir, AGENCY, d)
+        verify_manifest(env.settings.landing.dir, AGENCY, d)
     # Once the manifest lands, the same delivery verifies.
     deliver(env.settings, d, good(d), 3)
-    delivery = verify_manifest(env.settings.landing_dir, AGENCY, d)
+    delivery = verify_manifest(env.settings.landing.dir, AGENCY, d)
     assert (delivery.rows, delivery.sha256) == (3, hashlib.sha256(good(d)).hexdigest())
 
 
@@ -980,7 +978,7 @@ def row_faults(env: Env) -> RowFaultLoad:
         if case_id is not None:
             case_rows.setdefault(case_id, []).append(number)
     write_rows(env.settings, d, rows)
-    result = load(env, d, quarantine_max_share=0.5)
+    result = load(env, d, validate__quarantine_max_share=0.5)
     with connect(env) as conn:
         return RowFaultLoad(
             result=result, rows=rows, case_rows=case_rows, good_rows=good_rows,
@@ -1087,7 +1085,7 @@ def test_too_many_bad_rows_refuses_the_file(env: Env, baseline: LoadResult) -> N
     with connect(env) as conn:
         before = snapshot(conn)
     with pytest.raises(RefusedFile) as excinfo:
-        load(env, d, quarantine_max_rows=2)  # both limits exceeded (more: test_quarantine_limits)
+        load(env, d, validate__quarantine_max_rows=2)  # both limits exceeded (more: test_quarantine_limits)
     message = str(excinfo.value)
     assert message == (
         "WPS 2024-06-13: 3 of 40 rows (7.5%) broke contract rules, above both limits (5.0% and "

@@ -74,7 +74,7 @@ class Calls:
 
 
 def _load(settings, day: date, rows: list[dict], **kw) -> None:
-    generate.write_extract(settings.landing_dir, "WPS", day, rows, **kw)
+    generate.write_extract(settings.landing.dir, "WPS", day, rows, **kw)
     ingest.load_extract("WPS", day, settings)
 
 

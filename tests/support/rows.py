@@ -25,7 +25,7 @@ def row(n: int, day: date, *, version: int = 1, hour: int = 9, **overrides) -> d
 
 
 def load(settings, day: date, rows: list[dict], agency: str = "WPS") -> None:
-    generate.write_extract(settings.landing_dir, agency, day, rows)
+    generate.write_extract(settings.landing.dir, agency, day, rows)
     result = ingest.load_extract(agency, day, settings)
     assert result.outcome == "loaded", result
 

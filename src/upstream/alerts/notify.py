@@ -2,7 +2,7 @@
 
 Two channels, each optional and configured through ``upstream.settings.load_settings()``:
 
-* e-mail through the Airflow SMTP provider (``SmtpHook``, connection ``settings.smtp_conn_id``),
+* e-mail through the Airflow SMTP provider (``SmtpHook``, connection ``settings.alerts.smtp_conn_id``),
   sent when ``UPSTREAM_ALERT_EMAIL_TO`` lists at least one address;
 * a generic webhook: the alert dict POSTed as JSON to ``UPSTREAM_ALERT_WEBHOOK_URL``.
 
@@ -140,7 +140,7 @@ def run_url_for(settings: Settings, dag_id: str | None, run_id: str | None) -> s
     """The Airflow 3 UI page of a DAG run (same quoting as Airflow's own ``ti.log_url``)."""
     if not dag_id or not run_id:
         return None
-    return f"{settings.airflow_base_url}/dags/{quote(dag_id)}/runs/{quote(run_id)}"
+    return f"{settings.alerts.airflow_base_url}/dags/{quote(dag_id)}/runs/{quote(run_id)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,9 +180,9 @@ def _send_email(alert: Mapping[str, Any], settings: Settings) -> None:
     # Imported here, not at module scope: DAG files import this module at parse time.
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
-    with SmtpHook(smtp_conn_id=settings.smtp_conn_id) as hook:
+    with SmtpHook(smtp_conn_id=settings.alerts.smtp_conn_id) as hook:
         hook.send_email_smtp(
-            to=list(settings.alert_email_to),
+            to=list(settings.alerts.email_to),
             subject=str(alert.get("summary", "[Upstream] alert")),
             html_content=_email_html(alert),
         )
@@ -242,12 +242,12 @@ def send_alert(alert: dict[str, Any], settings: Settings | None = None) -> dict[
     settings = settings or load_settings()
     outcomes: dict[str, str] = {}
 
-    if settings.alert_email_to:
+    if settings.alerts.email_to:
         outcomes["email"] = _attempt("email", alert, lambda: _send_email(alert, settings))
     else:
         outcomes["email"] = SKIPPED
 
-    webhook_url = settings.alert_webhook_url
+    webhook_url = settings.alerts.webhook_url
     if webhook_url:
         outcomes["webhook"] = _attempt("webhook", alert, lambda: _send_webhook(alert, webhook_url))
     else:

@@ -19,7 +19,6 @@ advisory lock that every nightly load of the agency takes shared (`ingest.lock_a
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import threading
@@ -296,7 +295,7 @@ class _Batch:
 
     def _verify(self, days: list[date], files: list[_File]) -> None:
         conn, agency = self.conn, self.agency
-        landing = self.settings.landing_dir
+        landing = self.settings.landing.dir
         for d in days:  # the manifest checks, sha256 included
             try:
                 files.append(_File(ingest.verify_manifest(landing, agency, d)))
@@ -490,7 +489,7 @@ class _Batch:
                 "SELECT file_id, f.rule, count(*) AS n FROM {}, unnest(failed_rules) AS f (rule)"
                 " GROUP BY file_id, f.rule").format(self.suspect)):
             by_rule.setdefault(r["file_id"], {})[r["rule"]] = r["n"]
-        max_share = self.settings.quarantine_max_share
+        max_share = self.settings.validate.quarantine_max_share
         for f in files:
             res = f.result
             res.data_docs_path = report.data_docs_path
@@ -598,7 +597,7 @@ def import_history(start: date, end: date, agencies: Iterable[str] | None = None
     """Import every extract of `agencies` from start to end (inclusive), oldest first."""
     settings = settings or load_settings()
     if landing is not None:
-        settings = dataclasses.replace(settings, landing_dir=Path(landing).resolve())
+        settings = settings.with_changes(landing__dir=Path(landing).resolve())
     if end < start:
         raise ImportError_(f"--to {end.isoformat()} is before --from {start.isoformat()}")
     agencies = tuple(agencies or settings.agencies)
@@ -613,7 +612,7 @@ def import_history(start: date, end: date, agencies: Iterable[str] | None = None
     all_days = list(_days(start, end))
     plan: dict[str, list[date]] = {}
     for agency in agencies:
-        present = [d for d in all_days if ingest.manifest_present(settings.landing_dir, agency, d)]
+        present = [d for d in all_days if ingest.manifest_present(settings.landing.dir, agency, d)]
         summary.days_without_file += len(all_days) - len(present)
         summary.files_found += len(present)
         plan[agency] = present
@@ -627,7 +626,7 @@ def import_history(start: date, end: date, agencies: Iterable[str] | None = None
                 continue
             ingest.lock_agency(conn, agency, shared=False)
             try:
-                for days in _batches(plan[agency], settings.landing_dir, agency, batch_files,
+                for days in _batches(plan[agency], settings.landing.dir, agency, batch_files,
                                      batch_rows):
                     _Batch(conn, url, settings, agency, summary, progress).run(days)
                     summary.batches += 1

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import re
 import time
 from collections.abc import Callable
 from datetime import date
@@ -134,14 +132,9 @@ def launch_date() -> date:
 
 def release_min_cell() -> int:
     """UPSTREAM_RELEASE_MIN_CELL: the smallest count the release tier shows (zero aside)."""
-    raw = (os.environ.get("UPSTREAM_RELEASE_MIN_CELL") or "").strip()
-    if not raw:
-        return DEFAULT_RELEASE_MIN_CELL
-    if not raw.isdigit() or not 5 <= int(raw) <= 1000:
-        raise ValueError(
-            f"setting UPSTREAM_RELEASE_MIN_CELL must be a whole number from 5 to 1000, got {raw!r}"
-        )
-    return int(raw)
+    from upstream.settings import load_outcomes
+
+    return load_outcomes().release_min_cell
 
 
 def chi_square_p_value(chi_square: float | None) -> float | None:
@@ -178,12 +171,9 @@ AFTER_STEP: dict[str, Callable[[psycopg.Connection], None]] = {
 
 
 def _work_mem() -> str:
-    raw = (os.environ.get("UPSTREAM_OUTCOMES_WORK_MEM") or DEFAULT_WORK_MEM).strip()
-    if not re.fullmatch(r"\d+(kB|MB|GB)?", raw):
-        raise ValueError(
-            f"setting UPSTREAM_OUTCOMES_WORK_MEM must look like 256MB, got {raw!r}"
-        )
-    return raw
+    from upstream.settings import load_outcomes
+
+    return load_outcomes().work_mem
 
 
 def wilson_interval(k: int, n: int, z: float = WILSON_Z) -> tuple[float, float] | None:

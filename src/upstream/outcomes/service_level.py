@@ -14,7 +14,6 @@ Runs as role upstream_outcomes (it reads routing.referral and routing.referral_e
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,14 +28,9 @@ STEP = "contact_service_level"
 
 def alert_level() -> int:
     """UPSTREAM_UNCONTACTED_48H_ALERT: alert when more referrals than this are overdue."""
-    raw = (os.environ.get("UPSTREAM_UNCONTACTED_48H_ALERT") or "").strip()
-    if not raw:
-        return DEFAULT_UNCONTACTED_48H_ALERT
-    if not raw.isdigit():
-        raise ValueError(
-            f"setting UPSTREAM_UNCONTACTED_48H_ALERT must be a whole number (0 = off), got {raw!r}"
-        )
-    return int(raw)
+    from upstream.settings import load_outcomes
+
+    return load_outcomes().uncontacted_48h_alert
 
 
 def uncontacted_48h(url: str | None = None, now: datetime | None = None) -> dict[str, int]:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from upstream.contract import AGENCY_CODE_RE
 from upstream.ingest import COPY_BLOCK, LOAD_LOCK_NAMESPACE, delivery_paths
-from upstream.settings import Settings, int_setting, load_settings
+from upstream.settings import Settings, load_retention, load_settings
 from upstream.warehouse import db
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,7 @@ PURGE_RECIPIENT = "none: local deletion"
 
 
 # --- settings --------------------------------------------------------------------------------
-# Read here (not in upstream.settings) so this module owns its settings; see the README table.
-# Parsed with upstream.settings's own reader.
+# Read by upstream.settings (settings.retention); see the README table.
 
 
 def _at_least_one_day(name: str, days: int) -> int:
@@ -53,33 +52,29 @@ def _at_least_one_day(name: str, days: int) -> int:
     return days
 
 
-def _days_setting(name: str, default: int) -> int:
-    return _at_least_one_day(name, int_setting(name, default))
-
-
 def contact_retention_days() -> int:
     """UPSTREAM_CONTACT_RETENTION_DAYS (default 90)."""
-    return _days_setting("UPSTREAM_CONTACT_RETENTION_DAYS", 90)
+    return load_retention().contact_days
 
 
 def quarantine_retention_days() -> int:
     """UPSTREAM_QUARANTINE_RETENTION_DAYS (default 365)."""
-    return _days_setting("UPSTREAM_QUARANTINE_RETENTION_DAYS", 365)
+    return load_retention().quarantine_days
 
 
 def task_log_retention_days() -> int:
     """UPSTREAM_TASK_LOG_RETENTION_DAYS (default 30)."""
-    return _days_setting("UPSTREAM_TASK_LOG_RETENTION_DAYS", 30)
+    return load_retention().task_log_days
 
 
 def data_docs_retention_days() -> int:
     """UPSTREAM_GX_RESULT_RETENTION_DAYS (default 90): GX results and Data Docs pages."""
-    return _days_setting("UPSTREAM_GX_RESULT_RETENTION_DAYS", 90)
+    return load_retention().gx_result_days
 
 
 def file_retention_days(settings: Settings) -> int:
     """UPSTREAM_FILE_RETENTION_DAYS, read by upstream.settings (default 30)."""
-    return _at_least_one_day("UPSTREAM_FILE_RETENTION_DAYS", settings.file_retention_days)
+    return _at_least_one_day("UPSTREAM_FILE_RETENTION_DAYS", settings.retention.file_days)
 
 
 def task_log_folder() -> Path:
@@ -204,7 +199,7 @@ def delete_extract_files(now: datetime | None = None, settings: Settings | None 
     settings = settings or load_settings()
     days = file_retention_days(settings)
     older_than = now - timedelta(days=days)
-    landing = settings.landing_dir
+    landing = settings.landing.dir
     counts = {"deleted": 0, "absent": 0, "other_bytes": 0, "busy": 0, "skipped": 0,
               "errors": 0}
     with db.connect(url or db.warehouse_url(settings), role=db.LOADER) as conn:
@@ -395,7 +390,7 @@ def purge_data_docs(now: datetime | None = None, *, gx_dir: Path | None = None,
     now = _clock(now)
     days = data_docs_retention_days()
     older_than = now - timedelta(days=days)
-    counts = datadocs.purge(Path(gx_dir) if gx_dir is not None else load_settings().gx_dir,
+    counts = datadocs.purge(Path(gx_dir) if gx_dir is not None else load_settings().validate.gx_dir,
                             older_than)
     items = counts["pages"] + counts["results"]
     if items:

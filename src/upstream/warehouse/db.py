@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from upstream.settings import SQL_DIR, Settings, load_settings
+from upstream.settings import SQL_DIR, Settings, load_settings, load_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,8 @@ def with_database(url: str, database: str) -> str:
 def server_url(settings: Settings | None = None) -> str:
     """A URL for the maintenance database of the warehouse server (embedded or configured)."""
     settings = settings or load_settings()
-    if settings.database_url:
-        return settings.database_url
+    if settings.warehouse.url:
+        return settings.warehouse.url
     return embedded_server(settings.home).get_uri("postgres")
 
 
@@ -73,8 +73,8 @@ def ensure_database(name: str, settings: Settings | None = None) -> str:
 
 def warehouse_url(settings: Settings | None = None) -> str:
     settings = settings or load_settings()
-    if settings.database_url:
-        return settings.database_url
+    if settings.warehouse.url:
+        return settings.warehouse.url
     return ensure_database(WAREHOUSE_DB, settings)
 
 
@@ -117,7 +117,7 @@ LOADER, ROUTER, OUTCOMES, ANALYST = ("upstream_loader", "upstream_router", "upst
 
 
 def roles_enabled() -> bool:
-    return os.environ.get("UPSTREAM_USE_DB_ROLES", "true").strip().lower() not in ("0", "false", "no")
+    return load_warehouse().use_db_roles
 
 
 @contextmanager
