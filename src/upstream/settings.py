@@ -420,6 +420,12 @@ def _local_secret(env_name: str, file_name: str) -> str:
     return key_file.read_text().strip()
 
 
+def node_name() -> str | None:
+    """UPSTREAM_NODE_NAME: this Celery worker's name (several may share one machine); read on
+    every call because Airflow's `hostname_callable` (upstream.dev.env.node_name) runs often."""
+    return _env("UPSTREAM_NODE_NAME", doc="(unset: the host name)")
+
+
 def outreach_token() -> str:
     """Bearer token for the outreach API (UPSTREAM_OUTREACH_TOKEN, else a local generated one
     that `make run` also gives the reference outreach service)."""

@@ -126,7 +126,9 @@ def node_name() -> str:
     worker process gets UPSTREAM_NODE_NAME (a task instance records which one ran it)."""
     import socket
 
-    return os.environ.get("UPSTREAM_NODE_NAME") or socket.getfqdn()
+    from upstream.settings import node_name as configured
+
+    return configured() or socket.getfqdn()
 
 
 def celery_env(broker_url: str, metadata_sqlalchemy_url: str, *,
