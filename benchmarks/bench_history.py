@@ -156,8 +156,8 @@ from upstream import ingest
 from upstream.settings import load_settings
 url_fresh, gx_fresh, url_aged, gx_aged, *days = sys.argv[1:]
 base = load_settings()
-setups = {"fresh": (url_fresh, dataclasses.replace(base, gx_dir=Path(gx_fresh))),
-          "aged": (url_aged, dataclasses.replace(base, gx_dir=Path(gx_aged)))}
+setups = {"fresh": (url_fresh, base.with_changes(validate__gx_dir=Path(gx_fresh))),
+          "aged": (url_aged, base.with_changes(validate__gx_dir=Path(gx_aged)))}
 times = {"fresh": [], "aged": []}
 for d in days:  # alternate, so the shared machine's load drifts into both alike
     for name, (url, settings) in setups.items():

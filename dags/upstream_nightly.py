@@ -52,7 +52,7 @@ def _extract_date(context) -> str | None:
 
 @task.sensor(
     mode="reschedule",
-    poke_interval=SETTINGS.manifest_poke_seconds,
+    poke_interval=SETTINGS.landing.manifest_poke_seconds,
     # The deadline is enforced by the poke itself (see upstream.airflow.dates.manifest_deadline);
     # this is only a backstop for a run that is never looked at again.
     timeout=timedelta(days=7).total_seconds(),

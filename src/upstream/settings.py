@@ -1,7 +1,13 @@
-"""The one place where Upstream reads its configuration.
+"""The one place where Upstream reads its configuration: `load_settings()` -> `Settings`.
 
-Every setting is an environment variable with a safe local default; the README has the table.
-Nothing here imports pandas, GX, psycopg or Airflow, so DAG files may import it at parse time.
+Every setting is an environment variable with a safe local default (README, "Configuration";
+tests/unit/test_settings_readme.py checks the tables against `READS`). No other module of
+`upstream` reads UPSTREAM_* variables. Settings form a frozen tree of sections, one per stage:
+`settings.warehouse.url`, `settings.landing.dir`, `settings.outreach.batch_size`, ...
+
+Nothing here imports pandas, GX, psycopg or Airflow at import time, so DAG files may import it
+at parse time. Inside an Airflow task the warehouse resolves through the Airflow connection
+`upstream_warehouse` first (any secrets backend), like routing does for `upstream_outreach`.
 """
 
 from __future__ import annotations
@@ -9,34 +15,41 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SQL_DIR = REPO_ROOT / "include" / "sql"
+WAREHOUSE_CONN_ID = "upstream_warehouse"
+
+# Every variable read here -> its default as the README shows it (filled as they are read).
+READS: dict[str, str] = {}
 
 
-def _env(name: str, default: str | None = None) -> str | None:
+def _env(name: str, default: str | None = None, *, doc: str | None = None) -> str | None:
+    """The raw value of `name` (empty counts as unset); the only `os.environ` read."""
+    READS[name] = doc if doc is not None else ("" if default is None else str(default))
     value = os.environ.get(name)
     return value if value not in (None, "") else default
 
 
 def _float(name: str, default: float) -> float:
-    raw = _env(name)
-    if raw is None:
-        return default
+    raw = _env(name, _num(default))
     try:
         return float(raw)
     except ValueError as exc:
         raise ValueError(f"setting {name} must be a number, got {raw!r}") from exc
 
 
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 def int_setting(name: str, default: int) -> int:
-    raw = _env(name)
-    if raw is None:
-        return default
+    raw = _env(name, str(default))
     try:
         return int(raw)
     except ValueError as exc:
@@ -44,9 +57,7 @@ def int_setting(name: str, default: int) -> int:
 
 
 def _date(name: str, default: date) -> date:
-    raw = _env(name)
-    if raw is None:
-        return default
+    raw = _env(name, default.isoformat())
     try:
         return date.fromisoformat(raw)
     except ValueError as exc:
@@ -60,6 +71,13 @@ def _positive(name: str, default: int) -> int:
     return value
 
 
+def _days(name: str, default: int) -> int:
+    days = int_setting(name, default)
+    if days < 1:
+        raise ValueError(f"setting {name} must be at least 1 day, got {days}")
+    return days
+
+
 def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     value = (_env(name, default) or default).strip().lower()
     if value not in allowed:
@@ -67,154 +85,293 @@ def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     return value
 
 
+def _switch(name: str, default: bool) -> bool:
+    raw = _env(name, "true" if default else "false")
+    return raw.strip().lower() not in ("0", "false", "no")
+
+
+def _list(name: str, default: str, *, doc: str | None = None) -> tuple[str, ...]:
+    return tuple(a.strip() for a in (_env(name, default, doc=doc) or "").split(",") if a.strip())
+
+
 def home_dir() -> Path:
     """Local state (embedded database, landing area, Airflow home, keys); git-ignored."""
-    return Path(_env("UPSTREAM_HOME", str(REPO_ROOT / ".upstream"))).resolve()
+    return Path(_env("UPSTREAM_HOME", str(REPO_ROOT / ".upstream"), doc="./.upstream")).resolve()
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WarehouseSettings:
+    url: str | None  # None: the embedded PostgreSQL under home/pgdata
+    source: str  # where `url` came from (names only, never the URL: it may hold a password)
+    use_db_roles: bool  # each task switches to its least-privilege role (SET ROLE)
+
+    @property
+    def embedded(self) -> bool:
+        return self.url is None
+
+
+@dataclass(frozen=True)
+class LandingSettings:
+    dir: Path
+    manifest_poke_seconds: int
+    manifest_deadline_seconds: int
+
+
+@dataclass(frozen=True)
+class ValidateSettings:
+    gx_dir: Path
+    quarantine_max_share: float
+    quarantine_warn_share: float
+    quarantine_max_rows: int
+
+
+@dataclass(frozen=True)
+class OutreachSettings:
+    url: str
+    timeout_seconds: float
+    max_attempts: int
+    backoff_seconds: float
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    referral_max_age_days: int
+    clock: str  # 'wall' (now) or 'extracts' (the day after the newest loaded extract)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    email_to: tuple[str, ...]
+    webhook_url: str | None
+    smtp_conn_id: str
+    airflow_base_url: str  # run links in alerts
+
+
+@dataclass(frozen=True)
+class AirflowSettings:
+    retry_delay_seconds: int
+
+
+class _LazySection:
+    """A section whose values are each parsed on first read: a bad value fails only what
+    reads it (one purge, one outcome step), not the parse of every DAG."""
+
+    def with_values(self, **values: object):
+        copy = type(self)()
+        copy.__dict__.update({**self.__dict__, **values})
+        return copy
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.__dict__})"
+
+
+class RetentionSettings(_LazySection):
+    file_days = cached_property(lambda self: _days("UPSTREAM_FILE_RETENTION_DAYS", 30))
+    contact_days = cached_property(lambda self: _days("UPSTREAM_CONTACT_RETENTION_DAYS", 90))
+    quarantine_days = cached_property(
+        lambda self: _days("UPSTREAM_QUARANTINE_RETENTION_DAYS", 365))
+    task_log_days = cached_property(lambda self: _days("UPSTREAM_TASK_LOG_RETENTION_DAYS", 30))
+    gx_result_days = cached_property(lambda self: _days("UPSTREAM_GX_RESULT_RETENTION_DAYS", 90))
+
+
+class OutcomesSettings(_LazySection):
+    @cached_property
+    def work_mem(self) -> str:
+        raw = (_env("UPSTREAM_OUTCOMES_WORK_MEM", "256MB") or "").strip()
+        if not re.fullmatch(r"\d+(kB|MB|GB)?", raw):
+            raise ValueError(f"setting UPSTREAM_OUTCOMES_WORK_MEM must look like 256MB, got {raw!r}")
+        return raw
+
+    @cached_property
+    def release_min_cell(self) -> int:
+        raw = (_env("UPSTREAM_RELEASE_MIN_CELL", "10") or "").strip()
+        if not raw.isdigit() or not 5 <= int(raw) <= 1000:
+            raise ValueError("setting UPSTREAM_RELEASE_MIN_CELL must be a whole number from 5 "
+                             f"to 1000, got {raw!r}")
+        return int(raw)
+
+    @cached_property
+    def uncontacted_48h_alert(self) -> int:  # 0: off
+        raw = (_env("UPSTREAM_UNCONTACTED_48H_ALERT", "10") or "").strip()
+        if not raw.isdigit():
+            raise ValueError("setting UPSTREAM_UNCONTACTED_48H_ALERT must be a whole number "
+                             f"(0 = off), got {raw!r}")
+        return int(raw)
+
+
+class MonitoringSettings(_LazySection):
+    @cached_property
+    def database_url(self) -> str | None:  # None: the warehouse
+        return _env("UPSTREAM_MONITORING_DATABASE_URL", doc="the warehouse")
+
+    @cached_property
+    def db_role(self) -> str | None:
+        # unset: the analyst role; set but empty: no switch (so not _env, where empty = unset)
+        READS["UPSTREAM_MONITORING_DB_ROLE"] = "upstream_analyst"
+        raw = os.environ.get("UPSTREAM_MONITORING_DB_ROLE")
+        return "upstream_analyst" if raw is None else (raw.strip() or None)
 
 
 @dataclass(frozen=True)
 class Settings:
+    """Program-wide values at the top, one section per stage below.
+
+    `retention`, `outcomes` and `monitoring` values are parsed when first read: a bad value
+    there fails the tasks that use it, not the parse of every DAG.
+    """
+
     home: Path
-    database_url: str | None  # None: use the embedded PostgreSQL under home/pgdata
-    landing_dir: Path
     agencies: tuple[str, ...]
     timezone: ZoneInfo
-    quarantine_max_share: float
-    quarantine_warn_share: float
-    quarantine_max_rows: int
-    manifest_poke_seconds: int
-    manifest_deadline_seconds: int
-    file_retention_days: int
-    gx_dir: Path
-    airflow_base_url: str
-    alert_email_to: tuple[str, ...]
-    alert_webhook_url: str | None
-    smtp_conn_id: str
-    outreach_url: str
-    outreach_timeout_seconds: float
-    outreach_max_attempts: int
-    outreach_backoff_seconds: float
-    outreach_batch_size: int
     program_launch_date: date
-    referral_max_age_days: int
-    routing_clock: str  # 'wall' (now) or 'extracts' (the day after the newest loaded extract)
-    # Outcomes (upstream.outcomes) and retention (upstream.retention); validated below, except
-    # the retention periods' "at least 1 day", which each purge checks when it runs.
-    release_min_cell: int = 10
-    outcomes_work_mem: str = "256MB"
-    uncontacted_48h_alert: int = 10
-    contact_retention_days: int = 90
-    quarantine_retention_days: int = 365
-    task_log_retention_days: int = 30
-    gx_result_retention_days: int = 90
-    extra: dict[str, str] = field(default_factory=dict)
+    warehouse: WarehouseSettings
+    landing: LandingSettings
+    validate: ValidateSettings
+    outreach: OutreachSettings
+    routing: RoutingSettings
+    alerts: AlertSettings
+    airflow: AirflowSettings
 
-    @property
-    def uses_embedded_database(self) -> bool:
-        return self.database_url is None
+    def with_changes(self, **changes: object) -> Settings:
+        """A copy with some values changed: top-level names as they are, section values as
+        `section__field`, e.g. `settings.with_changes(landing__dir=path)` (tests, --landing)."""
+        top: dict[str, object] = {}
+        nested: dict[str, dict[str, object]] = {}
+        for key, value in changes.items():
+            section, _, name = key.partition("__")
+            if name:
+                nested.setdefault(section, {})[name] = value
+            else:
+                top[key] = value
+        for section, values in nested.items():
+            current = getattr(self, section)
+            top[section] = (current.with_values(**values) if isinstance(current, _LazySection)
+                            else replace(current, **values))
+        lazy = {k: v for k, v in top.items() if k in ("retention", "outcomes", "monitoring")}
+        copy = replace(self, **{k: v for k, v in top.items() if k not in lazy})
+        copy.__dict__.update(lazy)  # cached_property values live in the instance dict
+        return copy
+
+    @cached_property
+    def retention(self) -> RetentionSettings:
+        return load_retention()
+
+    @cached_property
+    def outcomes(self) -> OutcomesSettings:
+        return load_outcomes()
+
+    @cached_property
+    def monitoring(self) -> MonitoringSettings:
+        return load_monitoring()
 
 
-def _database_url_from_env() -> str | None:
-    url = _env("UPSTREAM_DATABASE_URL")
-    if url:
-        return url
-    # The same setting as an Airflow connection URI, for deployments that keep secrets there.
-    conn = _env("AIRFLOW_CONN_UPSTREAM_WAREHOUSE")
-    if conn:
-        return conn.replace("postgres://", "postgresql://", 1)
-    return None
+# --- loaders --------------------------------------------------------------------------------
 
 
-def _quarantine_max_rows() -> int:
-    value = int_setting("UPSTREAM_QUARANTINE_MAX_ROWS", 5)
-    if value < 0:
+# task key -> the connection's conninfo: one lookup per task try, not one per warehouse connect
+_task_urls: dict[tuple, str | None] = {}
+
+
+def load_warehouse() -> WarehouseSettings:
+    """Inside a task: the Airflow connection `upstream_warehouse`, else UPSTREAM_DATABASE_URL,
+    else the embedded server. Outside tasks (CLI, tests, DAG parsing) Airflow is not asked."""
+    use_roles = _switch("UPSTREAM_USE_DB_ROLES", True)
+    env_url = _env("UPSTREAM_DATABASE_URL", doc="(unset: embedded PostgreSQL)")
+    from upstream.airflow.connections import connection_conninfo, current_task
+
+    task = current_task()
+    if task is not None:
+        if task not in _task_urls:
+            _task_urls[task] = connection_conninfo(WAREHOUSE_CONN_ID)
+        url = _task_urls[task]
+        if url:
+            return WarehouseSettings(url, f"airflow connection {WAREHOUSE_CONN_ID}", use_roles)
+    if env_url:
+        return WarehouseSettings(env_url, "UPSTREAM_DATABASE_URL", use_roles)
+    return WarehouseSettings(None, "embedded", use_roles)
+
+
+def load_retention() -> RetentionSettings:
+    return RetentionSettings()
+
+
+def load_outcomes() -> OutcomesSettings:
+    return OutcomesSettings()
+
+
+def load_monitoring() -> MonitoringSettings:
+    return MonitoringSettings()
+
+
+def _agencies() -> tuple[str, ...]:
+    agencies = tuple(a.upper() for a in _list("UPSTREAM_AGENCIES", "WPS"))
+    for agency in agencies:
+        if not (2 <= len(agency) <= 6 and agency.isascii() and agency.isalpha()):
+            raise ValueError(f"UPSTREAM_AGENCIES: {agency!r} is not a 2-6 letter agency code")
+    return agencies
+
+
+def _validate(home: Path) -> ValidateSettings:
+    max_share = _float("UPSTREAM_QUARANTINE_MAX_SHARE", 0.05)
+    warn_share = _float("UPSTREAM_QUARANTINE_WARN_SHARE", 0.01)
+    if not 0 <= warn_share <= max_share <= 1:
+        raise ValueError("UPSTREAM_QUARANTINE_WARN_SHARE must be between 0 and "
+                         "UPSTREAM_QUARANTINE_MAX_SHARE (<= 1)")
+    max_rows = int_setting("UPSTREAM_QUARANTINE_MAX_ROWS", 5)
+    if max_rows < 0:
         raise ValueError("UPSTREAM_QUARANTINE_MAX_ROWS must be 0 or more")
-    return value
-
-
-def _release_min_cell() -> int:
-    raw = (_env("UPSTREAM_RELEASE_MIN_CELL") or "").strip()
-    if not raw:
-        return 10
-    if not raw.isdigit() or not 5 <= int(raw) <= 1000:
-        raise ValueError(
-            f"setting UPSTREAM_RELEASE_MIN_CELL must be a whole number from 5 to 1000, got {raw!r}"
-        )
-    return int(raw)
-
-
-def _outcomes_work_mem() -> str:
-    raw = (_env("UPSTREAM_OUTCOMES_WORK_MEM") or "256MB").strip()
-    if not re.fullmatch(r"\d+(kB|MB|GB)?", raw):
-        raise ValueError(f"setting UPSTREAM_OUTCOMES_WORK_MEM must look like 256MB, got {raw!r}")
-    return raw
-
-
-def _uncontacted_48h_alert() -> int:
-    raw = (_env("UPSTREAM_UNCONTACTED_48H_ALERT") or "").strip()
-    if not raw:
-        return 10
-    if not raw.isdigit():
-        raise ValueError(
-            f"setting UPSTREAM_UNCONTACTED_48H_ALERT must be a whole number (0 = off), got {raw!r}"
-        )
-    return int(raw)
+    gx_dir = Path(_env("UPSTREAM_GX_DIR", str(home / "gx"), doc="$UPSTREAM_HOME/gx")).resolve()
+    return ValidateSettings(gx_dir, max_share, warn_share, max_rows)
 
 
 def load_settings() -> Settings:
     home = home_dir()
-    agencies = tuple(
-        a.strip().upper() for a in (_env("UPSTREAM_AGENCIES", "WPS") or "").split(",") if a.strip()
-    )
-    for agency in agencies:
-        if not (2 <= len(agency) <= 6 and agency.isascii() and agency.isalpha()):
-            raise ValueError(f"UPSTREAM_AGENCIES: {agency!r} is not a 2-6 letter agency code")
-    max_share = _float("UPSTREAM_QUARANTINE_MAX_SHARE", 0.05)
-    warn_share = _float("UPSTREAM_QUARANTINE_WARN_SHARE", 0.01)
-    if not 0 <= warn_share <= max_share <= 1:
-        raise ValueError(
-            "UPSTREAM_QUARANTINE_WARN_SHARE must be between 0 and UPSTREAM_QUARANTINE_MAX_SHARE (<= 1)"
-        )
+    landing = _env("UPSTREAM_LANDING_DIR", str(home / "landing"), doc="$UPSTREAM_HOME/landing")
     return Settings(
         home=home,
-        database_url=_database_url_from_env(),
-        landing_dir=Path(_env("UPSTREAM_LANDING_DIR", str(home / "landing"))).resolve(),
-        agencies=agencies,
+        agencies=_agencies(),
         timezone=ZoneInfo(_env("UPSTREAM_TIMEZONE", "America/Toronto")),
-        quarantine_max_share=max_share,
-        quarantine_warn_share=warn_share,
-        quarantine_max_rows=_quarantine_max_rows(),
-        manifest_poke_seconds=int_setting("UPSTREAM_MANIFEST_POKE_SECONDS", 300),
-        manifest_deadline_seconds=int_setting("UPSTREAM_MANIFEST_DEADLINE_SECONDS", 6 * 3600),
-        file_retention_days=int_setting("UPSTREAM_FILE_RETENTION_DAYS", 30),
-        gx_dir=Path(_env("UPSTREAM_GX_DIR", str(home / "gx"))).resolve(),
-        airflow_base_url=(_env("UPSTREAM_AIRFLOW_BASE_URL", "http://localhost:8080") or "").rstrip("/"),
-        alert_email_to=tuple(
-            a.strip() for a in (_env("UPSTREAM_ALERT_EMAIL_TO", "") or "").split(",") if a.strip()
-        ),
-        alert_webhook_url=_env("UPSTREAM_ALERT_WEBHOOK_URL"),
-        smtp_conn_id=_env("UPSTREAM_SMTP_CONN_ID", "smtp_default") or "smtp_default",
-        outreach_url=(_env("UPSTREAM_OUTREACH_URL", "http://127.0.0.1:8765") or "").rstrip("/"),
-        outreach_timeout_seconds=_float("UPSTREAM_OUTREACH_TIMEOUT_SECONDS", 10.0),
-        outreach_max_attempts=int_setting("UPSTREAM_OUTREACH_MAX_ATTEMPTS", 6),
-        outreach_backoff_seconds=_float("UPSTREAM_OUTREACH_BACKOFF_SECONDS", 0.5),
-        outreach_batch_size=int_setting("UPSTREAM_OUTREACH_BATCH_SIZE", 500),
         program_launch_date=_date("UPSTREAM_PROGRAM_LAUNCH_DATE", date(2024, 5, 6)),
-        referral_max_age_days=_positive("UPSTREAM_REFERRAL_MAX_AGE_DAYS", 30),
-        routing_clock=_choice("UPSTREAM_ROUTING_CLOCK", ("wall", "extracts"), "wall"),
-        release_min_cell=_release_min_cell(),
-        outcomes_work_mem=_outcomes_work_mem(),
-        uncontacted_48h_alert=_uncontacted_48h_alert(),
-        contact_retention_days=int_setting("UPSTREAM_CONTACT_RETENTION_DAYS", 90),
-        quarantine_retention_days=int_setting("UPSTREAM_QUARANTINE_RETENTION_DAYS", 365),
-        task_log_retention_days=int_setting("UPSTREAM_TASK_LOG_RETENTION_DAYS", 30),
-        gx_result_retention_days=int_setting("UPSTREAM_GX_RESULT_RETENTION_DAYS", 90),
+        warehouse=load_warehouse(),
+        landing=LandingSettings(
+            dir=Path(landing).resolve(),
+            manifest_poke_seconds=int_setting("UPSTREAM_MANIFEST_POKE_SECONDS", 300),
+            manifest_deadline_seconds=int_setting("UPSTREAM_MANIFEST_DEADLINE_SECONDS", 6 * 3600),
+        ),
+        validate=_validate(home),
+        outreach=OutreachSettings(
+            url=(_env("UPSTREAM_OUTREACH_URL", "http://127.0.0.1:8765") or "").rstrip("/"),
+            timeout_seconds=_float("UPSTREAM_OUTREACH_TIMEOUT_SECONDS", 10.0),
+            max_attempts=int_setting("UPSTREAM_OUTREACH_MAX_ATTEMPTS", 6),
+            backoff_seconds=_float("UPSTREAM_OUTREACH_BACKOFF_SECONDS", 0.5),
+            batch_size=int_setting("UPSTREAM_OUTREACH_BATCH_SIZE", 500),
+        ),
+        routing=RoutingSettings(
+            referral_max_age_days=_positive("UPSTREAM_REFERRAL_MAX_AGE_DAYS", 30),
+            clock=_choice("UPSTREAM_ROUTING_CLOCK", ("wall", "extracts"), "wall"),
+        ),
+        alerts=AlertSettings(
+            email_to=_list("UPSTREAM_ALERT_EMAIL_TO", "", doc="(unset: no e-mail)"),
+            webhook_url=_env("UPSTREAM_ALERT_WEBHOOK_URL", doc="(unset: no webhook)"),
+            smtp_conn_id=_env("UPSTREAM_SMTP_CONN_ID", "smtp_default") or "smtp_default",
+            airflow_base_url=(_env("UPSTREAM_AIRFLOW_BASE_URL", "http://localhost:8080")
+                              or "").rstrip("/"),
+        ),
+        airflow=AirflowSettings(
+            retry_delay_seconds=int_setting("UPSTREAM_RETRY_DELAY_SECONDS", 120)),
     )
+
+
+# --- secrets (read on use; local ones are generated files under home) -----------------------
 
 
 def _local_secret(env_name: str, file_name: str) -> str:
     """A secret from the environment, else a generated local file under home (0600)."""
-    raw = _env(env_name)
+    raw = _env(env_name, doc=f"generated $UPSTREAM_HOME/secrets/{file_name}")
     if raw:
         return raw
     key_file = home_dir() / "secrets" / file_name
@@ -229,6 +386,12 @@ def _local_secret(env_name: str, file_name: str) -> str:
     return key_file.read_text().strip()
 
 
+def node_name() -> str | None:
+    """UPSTREAM_NODE_NAME: this Celery worker's name (several may share one machine); read on
+    every call because Airflow's `hostname_callable` (upstream.dev.env.node_name) runs often."""
+    return _env("UPSTREAM_NODE_NAME", doc="(unset: the host name)")
+
+
 def outreach_token() -> str:
     """Bearer token for the outreach API (UPSTREAM_OUTREACH_TOKEN, else a local generated one
     that `make run` also gives the reference outreach service)."""
@@ -240,10 +403,12 @@ def pseudonym_key() -> bytes:
 
     The local file is generated once (0600) and reused, so pseudonyms stay stable between runs.
     """
-    raw = _env("UPSTREAM_PSEUDONYM_KEY")
+    doc = "generated file $UPSTREAM_HOME/secrets/pseudonym.key"
+    raw = _env("UPSTREAM_PSEUDONYM_KEY", doc=doc)
     if raw:
         return raw.encode("utf-8")
-    key_file = Path(_env("UPSTREAM_PSEUDONYM_KEY_FILE", str(home_dir() / "secrets" / "pseudonym.key")))
+    default_file = str(home_dir() / "secrets" / "pseudonym.key")
+    key_file = Path(_env("UPSTREAM_PSEUDONYM_KEY_FILE", default_file, doc=doc))
     if not key_file.exists():
         key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

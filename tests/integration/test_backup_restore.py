@@ -55,7 +55,7 @@ def _snapshot(url: str) -> dict:
 
 
 def test_pg_dump_and_restore_round_trip(upstream_env, warehouse_url, server_url, tmp_path):
-    generate.generate(upstream_env.landing_dir, date(2024, 6, 1), date(2024, 6, 2), ["WPS"],
+    generate.generate(upstream_env.landing.dir, date(2024, 6, 1), date(2024, 6, 2), ["WPS"],
                       seed=4)
     for day in (date(2024, 6, 1), date(2024, 6, 2)):
         assert ingest.load_extract("WPS", day, upstream_env).outcome == "loaded"

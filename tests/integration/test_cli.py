@@ -46,7 +46,7 @@ def _break_row(csv_path, data_row: int) -> int:
 
 def test_generate_then_validate_good_and_bad_files(cli_env, upstream_env):
     # One test, one GX project: its first validation builds the suite (the slow part).
-    landing = upstream_env.landing_dir
+    landing = upstream_env.landing.dir
     out = _run(["generate", "--start", "2024-06-01", "--end", "2024-06-02", "--seed", "5"], cli_env)
     assert out.returncode == 0, out.stderr
     assert "wrote 2 extract(s)" in out.stdout
@@ -76,8 +76,8 @@ def test_generate_then_validate_good_and_bad_files(cli_env, upstream_env):
 
 
 def test_validate_names_the_delimiter(cli_env, upstream_env):
-    generate.generate(upstream_env.landing_dir, date(2024, 6, 4), date(2024, 6, 4), ["WPS"], seed=5)
-    csv_path = upstream_env.landing_dir / "WPS" / "WPS_ipv_calls_2024-06-04.csv"
+    generate.generate(upstream_env.landing.dir, date(2024, 6, 4), date(2024, 6, 4), ["WPS"], seed=5)
+    csv_path = upstream_env.landing.dir / "WPS" / "WPS_ipv_calls_2024-06-04.csv"
     with csv_path.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     with csv_path.open("w", newline="", encoding="utf-8") as fh:

@@ -51,7 +51,7 @@ def _cli(args, env) -> subprocess.CompletedProcess:
 def test_run_day_and_range_add_runs_and_load_days_years_before_start_date(
         upstream_env, airflow_db, warehouse_url):
     env = dict(os.environ)
-    days = generate.generate(upstream_env.landing_dir, date(2019, 3, 14), OLD, ["WPS"], seed=4)
+    days = generate.generate(upstream_env.landing.dir, date(2019, 3, 14), OLD, ["WPS"], seed=4)
     rows = {d.extract_date: d.rows for d in days}
     before = _runs()
 
@@ -71,7 +71,7 @@ def test_run_day_and_range_add_runs_and_load_days_years_before_start_date(
     assert lines == [
         f"2019-03-14 WPS: loaded {rows[date(2019, 3, 14)]} rows, quarantined 0",
         f"{OLD} WPS: already loaded: {rows[OLD]} rows, quarantined 0; nothing changed",
-        f"2019-03-16 WPS: no file: no manifest in {upstream_env.landing_dir / 'WPS'}",
+        f"2019-03-16 WPS: no file: no manifest in {upstream_env.landing.dir / 'WPS'}",
         "3 day(s): 2 succeeded, 1 failed (2019-03-16)"]
     assert all(DAY_LINE.match(line) for line in lines[:-1])  # no Airflow chatter between
 

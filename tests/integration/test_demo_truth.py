@@ -66,9 +66,9 @@ def test_demo_nights_measure_hours_and_days(upstream_env, demo_service, warehous
     from upstream.settings import load_settings
 
     settings = load_settings()
-    assert settings.routing_clock == "extracts"
+    assert settings.routing.clock == "extracts"
     end = DEMO_START + timedelta(days=NIGHTS - 1)
-    days = generate.generate(settings.landing_dir, DEMO_START, end, ["WPS"], seed=7,
+    days = generate.generate(settings.landing.dir, DEMO_START, end, ["WPS"], seed=7,
                              calls_per_day=24)
     for day in days:  # one night: load, then the routing DAG's four tasks
         assert ingest.load_extract("WPS", day.extract_date, settings).outcome == "loaded"

@@ -88,7 +88,7 @@ def truncate(url: str) -> None:
 def nightly(settings: Settings, agency: str, d: date) -> None:
     """What the nightly DAG's verify_manifest and validate_and_load tasks do for one file."""
     try:
-        ingest.verify_manifest(settings.landing_dir, agency, d)
+        ingest.verify_manifest(settings.landing.dir, agency, d)
     except ingest.ManifestMissing:
         return
     except ingest.RefusedFile as exc:
@@ -108,7 +108,7 @@ def _read(path: Path) -> list[dict[str, str]]:
 def _re_extract(settings: Settings, agency: str, d: date, *, hours: int) -> None:
     """Rewrite day d's file as a re-extract generated `hours` after the original: one call
     dropped, one corrected to a later record_version with consent given."""
-    csv_path, _ = ingest.delivery_paths(settings.landing_dir, agency, d)
+    csv_path, _ = ingest.delivery_paths(settings.landing.dir, agency, d)
     rows = [r for r in _read(csv_path) if r["incident_id"]]
     rows = rows[1:]
     fix = next(r for r in rows if r["clearance_status"] != "cleared_by_charge")
@@ -117,24 +117,24 @@ def _re_extract(settings: Settings, agency: str, d: date, *, hours: int) -> None
                victim_given_name="Ana", victim_family_name="Re", victim_phone="+15195550111",
                victim_preferred_contact="phone")
     gen = datetime.combine(d + timedelta(days=1), dtime(1, 0), TZ) + timedelta(hours=hours)
-    generate.write_extract(settings.landing_dir, agency, d, rows, generated_at=gen)
+    generate.write_extract(settings.landing.dir, agency, d, rows, generated_at=gen)
 
 
 def _phase1(settings: Settings) -> None:
-    generate.generate(settings.landing_dir, PHASE1[0], PHASE1[-1], list(AGENCIES), seed=5,
+    generate.generate(settings.landing.dir, PHASE1[0], PHASE1[-1], list(AGENCIES), seed=5,
                       bad_rows_share=0.08)
     # a broken delivery: the manifest's checksum no longer matches
-    path, _ = ingest.delivery_paths(settings.landing_dir, "LPS", PHASE1[1])
+    path, _ = ingest.delivery_paths(settings.landing.dir, "LPS", PHASE1[1])
     path.write_bytes(path.read_bytes()[:-40])
 
 
 def _phase2(settings: Settings) -> None:
-    generate.generate(settings.landing_dir, PHASE2_NEW[0], PHASE2_NEW[-1], list(AGENCIES),
+    generate.generate(settings.landing.dir, PHASE2_NEW[0], PHASE2_NEW[-1], list(AGENCIES),
                       seed=5, bad_rows_share=0.08)
     # a late file repeating day 1's version of a call: an equal version is stale, not current
-    late, _ = ingest.delivery_paths(settings.landing_dir, "WPS", PHASE2_NEW[0])
-    first, _ = ingest.delivery_paths(settings.landing_dir, "WPS", PHASE1[0])
-    generate.write_extract(settings.landing_dir, "WPS", PHASE2_NEW[0],
+    late, _ = ingest.delivery_paths(settings.landing.dir, "WPS", PHASE2_NEW[0])
+    first, _ = ingest.delivery_paths(settings.landing.dir, "WPS", PHASE1[0])
+    generate.write_extract(settings.landing.dir, "WPS", PHASE2_NEW[0],
                            _read(late) + _read(first)[:1],
                            generated_at=generate._default_generated_at(PHASE2_NEW[0]))
     _re_extract(settings, "WPS", PHASE1[1], hours=30)   # newer: replaces the day
@@ -153,7 +153,7 @@ def test_bulk_import_equals_night_by_night(env: Settings, warehouse_url: str) ->
     by_night = dump(warehouse_url)
 
     truncate(warehouse_url)
-    for p in env.landing_dir.rglob("*"):
+    for p in env.landing.dir.rglob("*"):
         if p.is_file():
             p.unlink()
     _phase1(env)
@@ -184,8 +184,8 @@ def test_bulk_import_equals_night_by_night(env: Settings, warehouse_url: str) ->
 def test_summary_names_loaded_refused_and_quarantined(env: Settings, warehouse_url: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     days = [date(2018, 5, 1), date(2018, 5, 2), date(2018, 5, 3)]
-    generate.generate(env.landing_dir, days[0], days[-1], ["WPS"], seed=9, bad_rows_share=0.1)
-    path, _ = ingest.delivery_paths(env.landing_dir, "WPS", days[2])
+    generate.generate(env.landing.dir, days[0], days[-1], ["WPS"], seed=9, bad_rows_share=0.1)
+    path, _ = ingest.delivery_paths(env.landing.dir, "WPS", days[2])
     path.write_bytes(path.read_bytes()[:-10])
     summary = history.import_history(days[0], days[-1] + timedelta(days=1), ["WPS"])
     text = summary.render()
@@ -206,7 +206,7 @@ def test_summary_names_loaded_refused_and_quarantined(env: Settings, warehouse_u
 
 def test_lock_excludes_nightly_load_and_import(env: Settings, warehouse_url: str) -> None:
     d = date(2018, 7, 1)
-    generate.generate(env.landing_dir, d, d, ["WPS"], seed=2)
+    generate.generate(env.landing.dir, d, d, ["WPS"], seed=2)
     with psycopg.connect(warehouse_url, row_factory=dict_row) as other:
         ingest.lock_agency(other, "WPS", shared=True)  # a nightly load of WPS is running
         with pytest.raises(ingest.AgencyBusy, match="^WPS: a nightly load of this agency is running"):
@@ -279,7 +279,7 @@ def test_dag_imports_and_logs_progress_and_summary(env: Settings, airflow_db, wa
     from upstream.airflow.run import load_dag
 
     days = [date(2016, 9, 1), date(2016, 9, 2)]
-    generate.generate(env.landing_dir, days[0], days[-1], ["WPS"], seed=8)
+    generate.generate(env.landing.dir, days[0], days[-1], ["WPS"], seed=8)
     dag = load_dag("upstream_history_import")
     with caplog.at_level(logging.INFO):
         run = dag.test(run_conf={"from": days[0].isoformat(), "to": days[-1].isoformat(),
@@ -303,19 +303,19 @@ def test_data_docs_offline_bounded_and_purged_by_retention(env: Settings, wareho
 
     monkeypatch.setattr(datadocs, "INDEX_LIMIT", 2)
     days = [date(2015, 4, 1) + timedelta(days=i) for i in range(3)]
-    generate.generate(env.landing_dir, days[0], days[-1], ["WPS"], seed=6, bad_rows_share=0.1)
+    generate.generate(env.landing.dir, days[0], days[-1], ["WPS"], seed=6, bad_rows_share=0.1)
     history.import_history(days[0], days[-1], ["WPS"], batch_files=1)  # three checkpoints
-    folder = datadocs.docs_dir(env.gx_dir, "WPS")
+    folder = datadocs.docs_dir(env.validate.gx_dir, "WPS")
     pages = sorted(p for p in folder.glob("*.html") if p.name != "index.html")
     assert len(pages) == 3
-    index = datadocs.index_path(env.gx_dir, "WPS").read_text()
+    index = datadocs.index_path(env.validate.gx_dir, "WPS").read_text()
     assert index.count("<tr><td><a href=") == 2  # bounded: the last two only
     assert pages[-1].name in index and pages[0].name not in index
     for page in [*pages, folder / "index.html"]:
         text = page.read_text()
         assert not re.search(r"<script|<link|https?://|//cdn", text), page.name
     assert "incident_id.unique_in_file" in pages[0].read_text()
-    results = env.gx_dir / "WPS" / "gx" / "uncommitted" / "validations"
+    results = env.validate.gx_dir / "WPS" / "gx" / "uncommitted" / "validations"
     assert any(p.is_file() for p in results.rglob("*"))
     with psycopg.connect(warehouse_url) as conn:
         docs = {r[0] for r in conn.execute("SELECT data_docs_path FROM ops.extract_file")}
@@ -330,7 +330,7 @@ def test_data_docs_offline_bounded_and_purged_by_retention(env: Settings, wareho
     purged = retention.purge_data_docs(now)
     assert purged["pages"] == 2 and purged["results"] >= 3
     assert sorted(p.name for p in folder.glob("*.html")) == sorted(["index.html", pages[-1].name])
-    index = datadocs.index_path(env.gx_dir, "WPS").read_text()
+    index = datadocs.index_path(env.validate.gx_dir, "WPS").read_text()
     assert index.count("<tr><td><a href=") == 1 and pages[1].name not in index
     assert not any(p.is_file() for p in results.rglob("*"))
     with psycopg.connect(warehouse_url) as conn:

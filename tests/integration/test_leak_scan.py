@@ -98,7 +98,7 @@ def test_no_canary_escapes(upstream_env, airflow_db, outreach, warehouse_url, ca
     filler = [_row(n, "charged", {}) for n in range(20, 40)]
     remarks = "QzxNUnknownColumnRemark"  # an unknown extra column is ignored, never stored
     all_rows = [{**r, "officer_remarks": remarks} for r in (*rows, bad, *filler)]
-    generate.write_extract(settings.landing_dir, "WPS", DAY, all_rows,
+    generate.write_extract(settings.landing.dir, "WPS", DAY, all_rows,
                            columns=[*generate.COLUMNS, "officer_remarks"])
     assert run_nightly_for(DAY) == "success"
     for dag_id in ("upstream_routing", "upstream_outcomes", "upstream_retention"):
@@ -136,7 +136,7 @@ def test_no_canary_escapes(upstream_env, airflow_db, outreach, warehouse_url, ca
     assert "validate_and_load" in out + err  # the runs' logs were captured
     assert not re.search(everything, out + err)
     # 5. GX Data Docs and validation results
-    assert _search_files(settings.gx_dir, everything) == []
+    assert _search_files(settings.validate.gx_dir, everything) == []
     # 6. the outreach service: its log never; its store only the consented contact details
     assert not re.search(everything, outreach.log_text())
     held = outreach.referrals()
@@ -146,7 +146,7 @@ def test_no_canary_escapes(upstream_env, airflow_db, outreach, warehouse_url, ca
     assert {r["referral_id"] for r in held}
     # 7. a refused file's error message carries no value from the file
     broken = _row(9, "declined", _canaries("N", 9))
-    path = generate.write_extract(settings.landing_dir, "WPS", DAY + timedelta(days=1),
+    path = generate.write_extract(settings.landing.dir, "WPS", DAY + timedelta(days=1),
                                   [broken]).csv_path
     path.write_bytes(path.read_bytes()[:-15])
     with pytest.raises(ingest.RefusedFile) as refused:

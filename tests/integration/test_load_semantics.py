@@ -55,8 +55,7 @@ _gx_runs = itertools.count()
 
 
 def load(settings: Settings, d: date) -> LoadResult:
-    return load_extract(AGENCY, d, dataclasses.replace(
-        settings, gx_dir=settings.gx_dir / f"run-{next(_gx_runs)}"))
+    return load_extract(AGENCY, d, settings.with_changes(validate__gx_dir=settings.validate.gx_dir / f"run-{next(_gx_runs)}"))
 
 
 def connect(url: str) -> psycopg.Connection:
@@ -74,7 +73,7 @@ def generated_at(d: date, hour: int = 1, minute: int = 5) -> datetime:
 
 def write(settings: Settings, d: date, rows: Sequence[Mapping[str, Any]],
           gen: datetime | None = None) -> None:
-    generate.write_extract(settings.landing_dir, AGENCY, d, rows, generated_at=gen or generated_at(d))
+    generate.write_extract(settings.landing.dir, AGENCY, d, rows, generated_at=gen or generated_at(d))
 
 
 def row(d: date, incident_id: str, kind: str, **over: Any) -> dict[str, Any]:
@@ -284,7 +283,7 @@ def test_rerun_of_the_same_file_is_a_noop(upstream_env: Settings, warehouse_url:
     assert dump(warehouse_url, exclude=set()) == full_before  # not even a timestamp moved
 
     # A transfer retry: the same bytes written again, with a fresh manifest file.
-    csv_path = upstream_env.landing_dir / AGENCY / f"{AGENCY}_ipv_calls_{d}.csv"
+    csv_path = upstream_env.landing.dir / AGENCY / f"{AGENCY}_ipv_calls_{d}.csv"
     data = csv_path.read_bytes()
     write(upstream_env, d, rows)
     assert csv_path.read_bytes() == data
@@ -407,7 +406,7 @@ def test_newer_re_extract_replaces_the_day_and_older_is_ignored(
     y = row(d1, "WPS-X-Y", "declined")
     z_v2 = later(z_v1, d1, 2, victim_phone="+15195550222", consent_recorded_at=CHANGED_AT)
     write(upstream_env, d1, [x, y, z_v2], gen=generated_at(d1, 1, 5))
-    folder = upstream_env.landing_dir / AGENCY
+    folder = upstream_env.landing.dir / AGENCY
     original = {p.name: p.read_bytes() for p in folder.glob(f"*{d1}*")}
     first = load(upstream_env, d1)
     assert first.outcome == "loaded"

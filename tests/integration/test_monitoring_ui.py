@@ -785,7 +785,7 @@ def test_data_docs_offline_behind_login(api_server, chrome):
               for rule, ok, n in (("incident_id.unique_in_file", False, 2),
                                   ("call_type.enum", True, 0))]
     result = SimpleNamespace(run_results={"v": SimpleNamespace(results=checks)})
-    page = datadocs.write_validation(load_settings().gx_dir, "WPS", "WPS_2024-06-01_ui",
+    page = datadocs.write_validation(load_settings().validate.gx_dir, "WPS", "WPS_2024-06-01_ui",
                                      "WPS 2024-06-01", result)
     url = f"/upstream-monitoring/data-docs/WPS/{page.name}"
     assert api_server.client.get(url).status_code == 401

@@ -61,19 +61,19 @@ def nightly(upstream_env, airflow_db):
 
 
 def test_five_nights_rerun_and_corrections(upstream_env, nightly, warehouse_url):
-    generated = generate.generate(upstream_env.landing_dir, DAYS[0], DAYS[-1], ["WPS"], seed=11)
+    generated = generate.generate(upstream_env.landing.dir, DAYS[0], DAYS[-1], ["WPS"], seed=11)
     # An explicit correction on the last day: the first day's first non-charge case is charged.
-    first = next(csv.DictReader((upstream_env.landing_dir / "WPS" / generated[0].csv_path.name)
+    first = next(csv.DictReader((upstream_env.landing.dir / "WPS" / generated[0].csv_path.name)
                                 .open(encoding="utf-8")))
     correction_day = DAYS[-1] + timedelta(days=1)
     corrected = dict(first, record_version="9", clearance_status="cleared_by_charge",
                      charges_laid="2", consent_status="not_applicable")
-    generate.write_extract(upstream_env.landing_dir, "WPS", correction_day, [corrected])
+    generate.write_extract(upstream_env.landing.dir, "WPS", correction_day, [corrected])
 
     for day in [*DAYS, correction_day]:
         assert run_nightly_for(day, nightly) == "success", day
 
-    expected = _expected_current(upstream_env.landing_dir)
+    expected = _expected_current(upstream_env.landing.dir)
     with psycopg.connect(warehouse_url) as conn:
         actual = {r[0]: r[1:] for r in conn.execute(
             "SELECT incident_id, record_version, extract_date::text, clearance_status,"
@@ -109,8 +109,8 @@ def _loaded_calls_events() -> int:
 
 def test_refused_file_fails_the_run_and_loads_nothing(upstream_env, nightly, warehouse_url):
     day = DAYS[0]
-    generate.generate(upstream_env.landing_dir, day, day, ["WPS"], seed=3)
-    csv_path = upstream_env.landing_dir / "WPS" / f"WPS_ipv_calls_{day}.csv"
+    generate.generate(upstream_env.landing.dir, day, day, ["WPS"], seed=3)
+    csv_path = upstream_env.landing.dir / "WPS" / f"WPS_ipv_calls_{day}.csv"
     csv_path.write_bytes(csv_path.read_bytes()[:-40])  # truncated transfer
     result = run_day(day, nightly)
     assert result.state == "failed"
@@ -147,7 +147,7 @@ def test_past_day_without_manifest_fails_at_once_naming_the_folder_and_alerts(
     finally:
         server.shutdown()
     assert result.state == "failed"
-    folder = upstream_env.landing_dir / "WPS"
+    folder = upstream_env.landing.dir / "WPS"
     assert result.line() == f"{DAYS[0]} WPS: no file: no manifest in {folder}"
     alerts = [b for b in _Receiver.bodies if b.get("step") == "wait_for_manifest"]
     assert alerts, _Receiver.bodies
@@ -177,7 +177,7 @@ def test_real_volume_day_logs_outcome_first_and_alerts_with_its_run(upstream_env
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("UPSTREAM_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
     day = DAYS[0]
-    _real_volume_day(upstream_env.landing_dir, day, bad=1)
+    _real_volume_day(upstream_env.landing.dir, day, bad=1)
     try:
         assert run_nightly_for(day, nightly) == "success"  # one bad row of 8 is quarantined
     finally:
@@ -216,7 +216,7 @@ def test_a_day_years_before_start_date_loads_through_dag_test_run_conf(upstream_
     """Issue 14: an extract day from 2019 (the DAG's start_date used to be 2024-05-01, and
     Airflow then made a run without task instances that ended "success")."""
     old = date(2019, 3, 15)
-    (generated,) = generate.generate(upstream_env.landing_dir, old, old, ["WPS"], seed=8)
+    (generated,) = generate.generate(upstream_env.landing.dir, old, old, ["WPS"], seed=8)
     result = run_day(old, nightly)
     assert result.state == "success"
     assert result.line() == f"{old} WPS: loaded {generated.rows} rows, quarantined 0"

@@ -32,7 +32,7 @@ LARGE_ROWS = 20_000
 def settings(module_env):
     with module_env("quarantine-limits", key="quarantine-limits-key", reset=False, unset=(
             "UPSTREAM_QUARANTINE_MAX_SHARE", "UPSTREAM_QUARANTINE_MAX_ROWS")) as s:
-        assert (s.quarantine_max_share, s.quarantine_max_rows) == (0.05, 5)
+        assert (s.validate.quarantine_max_share, s.validate.quarantine_max_rows) == (0.05, 5)
         yield s
 
 
@@ -45,12 +45,12 @@ def _small_day(s, d: date, bad: int) -> None:
         incident = f"WPS-{d:%Y%m%d}-S{k:03d}"
         rows.append(generate.make_bad_row("bad_enum", rng, "WPS", incident, at) if k < bad
                     else generate.make_row(rng, "WPS", incident, at))
-    generate.write_extract(s.landing_dir, "WPS", d, rows)
+    generate.write_extract(s.landing.dir, "WPS", d, rows)
 
 
 def _large_day(s, d: date, bad_every: int) -> int:
     """A 20k-row file whose every `bad_every`-th row names another agency. Returns bad rows."""
-    path = s.landing_dir / "WPS" / generate.csv_name("WPS", d)
+    path = s.landing.dir / "WPS" / generate.csv_name("WPS", d)
     generate.write_large_extract(path, LARGE_ROWS, seed=d.day, extract_date=d)
     bad = 0
 
@@ -72,7 +72,7 @@ def _large_day(s, d: date, bad_every: int) -> int:
 
 
 def _file(s, file_id: int) -> dict:
-    with psycopg.connect(s.database_url, row_factory=dict_row) as conn:
+    with psycopg.connect(s.warehouse.url, row_factory=dict_row) as conn:
         return conn.execute(
             "SELECT status, rows_in_file, rows_loaded, rows_quarantined, reason"
             " FROM ops.extract_file WHERE file_id = %s", (file_id,)).fetchone()
@@ -125,7 +125,7 @@ def test_large_file_with_a_few_bad_rows_loads(settings) -> None:
 def test_limits_are_configurable(settings, monkeypatch) -> None:
     monkeypatch.setenv("UPSTREAM_QUARANTINE_MAX_ROWS", "0")
     strict = load_settings()
-    assert strict.quarantine_max_rows == 0
+    assert strict.validate.quarantine_max_rows == 0
     d = date(2024, 7, 5)
     _small_day(settings, d, bad=1)
     with pytest.raises(ingest.RefusedFile, match=r"1 of 8 rows \(12.5%\) .* \(5.0% and 0 rows\)"):

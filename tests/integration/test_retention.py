@@ -139,7 +139,7 @@ def test_retention_with_the_clock_moved_forward(upstream_env, outreach, warehous
     (logs / "escape").symlink_to(outside, target_is_directory=True)
     (logs / "dag_id=upstream_nightly" / "link.log").symlink_to(outside_file)
 
-    csvs = {d: ingest.delivery_paths(settings.landing_dir, "WPS", d) for d in DAYS}
+    csvs = {d: ingest.delivery_paths(settings.landing.dir, "WPS", d) for d in DAYS}
 
     # --- clock + 10 days: the withdrawn referral's details go at once; nothing else yet
     now = t0 + 10 * DAY
@@ -173,7 +173,7 @@ def test_retention_with_the_clock_moved_forward(upstream_env, outreach, warehous
                 " ('WPS-2024-000005', 'WPS-2024-000006') ORDER BY 1") == [
         ("WPS-2024-000005", "delivered"), ("WPS-2024-000006", "parked")]
     # a corrected re-extract of the first day arrives (same file name, other bytes, not loaded)
-    corrected = generate.write_extract(settings.landing_dir, "WPS", DAYS[0],
+    corrected = generate.write_extract(settings.landing.dir, "WPS", DAYS[0],
                                        [closed_a, charged],
                                        generated_at=datetime.now(TZ) - timedelta(minutes=1))
     corrected_sha = ingest.file_sha256(corrected.csv_path)
@@ -296,9 +296,9 @@ def test_retention_dag_runs_end_to_end(upstream_env, airflow_db, warehouse_url, 
     old_log = _touch(logs / "dag_id=upstream_nightly" / "run_id=old" / "attempt=1.log",
                      now - 45 * DAY)
     fresh_log = _touch(logs / "dag_id=upstream_nightly" / "run_id=new" / "attempt=1.log", now)
-    old_page = _touch(settings.gx_dir / "WPS" / "docs" / "WPS_old_run.html", now - 100 * DAY)
-    csv1, manifest1 = ingest.delivery_paths(settings.landing_dir, "WPS", DAYS[0])
-    csv2, _ = ingest.delivery_paths(settings.landing_dir, "WPS", DAYS[1])
+    old_page = _touch(settings.validate.gx_dir / "WPS" / "docs" / "WPS_old_run.html", now - 100 * DAY)
+    csv1, manifest1 = ingest.delivery_paths(settings.landing.dir, "WPS", DAYS[0])
+    csv2, _ = ingest.delivery_paths(settings.landing.dir, "WPS", DAYS[1])
 
     bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
     assert bag.import_errors == {}

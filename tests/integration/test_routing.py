@@ -48,7 +48,7 @@ def test_generated_weeks_route_exactly_the_eligible_once(upstream_env, outreach,
     from upstream.settings import load_settings
 
     settings = load_settings()
-    days = generate.generate(settings.landing_dir, date(2024, 6, 1), date(2024, 6, 14), ["WPS"],
+    days = generate.generate(settings.landing.dir, date(2024, 6, 1), date(2024, 6, 14), ["WPS"],
                              seed=21)
     for d in days:
         ingest.load_extract("WPS", d.extract_date, settings)

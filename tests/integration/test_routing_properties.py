@@ -170,7 +170,7 @@ def test_outreach_holds_exactly_the_eligible(plans, faults, seed, upstream_env, 
     reset_warehouse()
     outreach.reset()
     s = load_settings()
-    shutil.rmtree(s.landing_dir, ignore_errors=True)
+    shutil.rmtree(s.landing.dir, ignore_errors=True)
 
     states = {n: plan[0] for n, plan in enumerate(plans, start=1)}
     versions = dict.fromkeys(states, 1)
@@ -191,7 +191,7 @@ def test_outreach_holds_exactly_the_eligible(plans, faults, seed, upstream_env, 
             rows.append(_row(n, versions[n], states[n]))
             if states[n] == "given":
                 was_given.add(n)
-        generate.write_extract(s.landing_dir, "WPS", day, rows)
+        generate.write_extract(s.landing.dir, "WPS", day, rows)
         ingest.load_extract("WPS", day, s)
         sendable_at_step.append({n: versions[n] for n, st_ in states.items() if st_ == "given"})
         log_marks.append(len(outreach.requests_log()))
@@ -243,11 +243,11 @@ def test_withdrawal_end_to_end_deletes_contact_everywhere(upstream_env, outreach
 
     s = load_settings()
     first = _row(1, 1, "given")
-    generate.write_extract(s.landing_dir, "WPS", DAYS[0], [first])
+    generate.write_extract(s.landing.dir, "WPS", DAYS[0], [first])
     ingest.load_extract("WPS", DAYS[0], s)
     routing.plan_referrals()
     routing.deliver_referrals(s)
-    generate.write_extract(s.landing_dir, "WPS", DAYS[1], [_row(1, 2, "withdrawn")])
+    generate.write_extract(s.landing.dir, "WPS", DAYS[1], [_row(1, 2, "withdrawn")])
     ingest.load_extract("WPS", DAYS[1], s)
     routing.plan_referrals()
     assert routing.propagate_withdrawals(s).withdrawn == 1

@@ -126,7 +126,7 @@ def test_five_months_report_what_the_generator_put_in(upstream_env, outreach, wa
     from upstream.settings import load_settings
 
     settings = load_settings()
-    days = generate.generate(settings.landing_dir, START, END, ["WPS"], seed=SEED)
+    days = generate.generate(settings.landing.dir, START, END, ["WPS"], seed=SEED)
     assert len(days) == (END - START).days + 1
     for i, day in enumerate(days, start=1):
         result = ingest.load_extract("WPS", day.extract_date, settings)
@@ -140,7 +140,7 @@ def test_five_months_report_what_the_generator_put_in(upstream_env, outreach, wa
     build = outcomes.rebuild_outcomes(warehouse_url)
     assert build["reference_date"] == "2024-09-30"
 
-    files = _expected_from_files(settings.landing_dir)
+    files = _expected_from_files(settings.landing.dir)
     served = _expected_from_outreach(outreach)
     assert set(files) == set(MONTHS) and files[date(2024, 4, 1)]["calls"] <= 5
     assert sum(c["referred"] for c in served.values()) > 50, "the generator yields referrals"

@@ -14,7 +14,6 @@ stored. Neither may appear in any table outside staging, in an error message or 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import io
 import itertools
@@ -75,8 +74,7 @@ _gx_runs = itertools.count()
 
 def load(env: Env, d: date, **settings_changes: Any) -> LoadResult:
     """load_extract with a fresh GX project directory (see the module docstring)."""
-    settings = dataclasses.replace(
-        env.settings, gx_dir=env.gx_root / f"run-{next(_gx_runs)}", **settings_changes)
+    settings = env.settings.with_changes(validate__gx_dir=env.gx_root / f"run-{next(_gx_runs)}", **settings_changes)
     return load_extract(AGENCY, d, settings)
 
 
@@ -206,7 +204,7 @@ def render(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = FIELDS, *
 
 
 def paths(s: Settings, d: date) -> tuple[Path, Path]:
-    folder = s.landing_dir / AGENCY
+    folder = s.landing.dir / AGENCY
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{AGENCY}_ipv_calls_{d.isoformat()}"
     return folder / f"{stem}.csv", folder / f"{stem}.manifest.json"
@@ -244,7 +242,7 @@ def deliver(s: Settings, d: date, data: bytes | None, rows: int, /, *, manifest:
 def write_rows(s: Settings, d: date, rows: Sequence[Mapping[str, Any]], **kwargs: Any) -> None:
     """The project's writer (upstream.dev.generate.write_extract) for well-formed deliveries."""
     kwargs.setdefault("generated_at", generated_at(d))
-    generate.write_extract(s.landing_dir, AGENCY, d, rows, **kwargs)
+    generate.write_extract(s.landing.dir, AGENCY, d, rows, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------

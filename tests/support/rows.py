@@ -26,7 +26,7 @@ def row(n: int, day: date, *, version: int = 1, hour: int = 9, **overrides) -> d
 
 def load(settings, day: date, rows: list[dict], agency: str = "WPS", **write_kw) -> None:
     """Write the day's extract (write_kw: generate.write_extract's options) and load it."""
-    generate.write_extract(settings.landing_dir, agency, day, rows, **write_kw)
+    generate.write_extract(settings.landing.dir, agency, day, rows, **write_kw)
     result = ingest.load_extract(agency, day, settings)
     assert result.outcome == "loaded", result
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from upstream.ingest import quarantine_refusal, quarantine_refuses
@@ -29,14 +27,14 @@ def settings(monkeypatch):
     (50_001, 1_000_000, True),
 ])
 def test_both_limits_must_be_exceeded(settings, bad, rows, refused):
-    assert (settings.quarantine_max_share, settings.quarantine_max_rows) == (0.05, 5)
+    assert (settings.validate.quarantine_max_share, settings.validate.quarantine_max_rows) == (0.05, 5)
     assert quarantine_refuses(settings, bad, rows) is refused
 
 
 def test_refusal_names_both_limits(settings):
     assert quarantine_refusal(settings, 8, 8) == (
         "8 of 8 rows (100.0%) broke contract rules, above both limits (5.0% and 5 rows)")
-    strict = dataclasses.replace(settings, quarantine_max_rows=0)
+    strict = settings.with_changes(validate__quarantine_max_rows=0)
     assert quarantine_refuses(strict, 1, 8)
 
 
@@ -49,4 +47,4 @@ def test_max_rows_setting_is_checked(monkeypatch, raw):
 
 def test_max_rows_setting(monkeypatch):
     monkeypatch.setenv("UPSTREAM_QUARANTINE_MAX_ROWS", "25")
-    assert load_settings().quarantine_max_rows == 25
+    assert load_settings().validate.quarantine_max_rows == 25

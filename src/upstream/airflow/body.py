@@ -45,7 +45,7 @@ def mask_runtime_secrets() -> list[str]:
                         ("outreach_token", outreach_token())):
         mask_secret(value, name)
         registered.append(name)
-    url = load_settings().database_url
+    url = load_settings().warehouse.url
     if url:
         password = psycopg.conninfo.conninfo_to_dict(url).get("password")
         if password:

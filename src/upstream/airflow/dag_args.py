@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from upstream.alerts.notify import DataTeamNotifier
-from upstream.settings import int_setting
+from upstream.settings import load_settings
 
 
 def default_args(*, retry_delay: timedelta | None = None,
@@ -17,7 +17,7 @@ def default_args(*, retry_delay: timedelta | None = None,
                  resolve_extract_date: Callable | None = None) -> dict:
     if retry_delay is None:
         # first retry after 2 min by default; tests that kill a worker shorten it
-        retry_delay = timedelta(seconds=int_setting("UPSTREAM_RETRY_DELAY_SECONDS", 120))
+        retry_delay = timedelta(seconds=load_settings().airflow.retry_delay_seconds)
     return {
         "owner": "upstream-data-team",
         "retries": 3,

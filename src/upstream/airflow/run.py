@@ -225,7 +225,7 @@ def _agency_outcome(agency: str, states: dict, load: dict | None, day: date,
         return AgencyOutcome(agency, f"loaded {load.get('rows_loaded', 0)} rows, quarantined "
                                      f"{load.get('rows_quarantined', 0)}")
     if state("wait_for_manifest") in ("failed", "upstream_failed"):
-        folder = ingest.delivery_paths(load_settings().landing_dir, agency, day)[1].parent
+        folder = ingest.delivery_paths(load_settings().landing.dir, agency, day)[1].parent
         return AgencyOutcome(agency, "no file", f"no manifest in {folder}")
     if "failed" in (state("verify_manifest"), state("validate_and_load")):
         reason = _refusal_reason(agency, day, since)

@@ -105,7 +105,7 @@ def run_url_for(settings: Settings, dag_id: str | None, run_id: str | None) -> s
     """The Airflow 3 UI page of a DAG run (same quoting as Airflow's own ``ti.log_url``)."""
     if not dag_id or not run_id:
         return None
-    return f"{settings.airflow_base_url}/dags/{quote(dag_id)}/runs/{quote(run_id)}"
+    return f"{settings.alerts.airflow_base_url}/dags/{quote(dag_id)}/runs/{quote(run_id)}"
 
 
 # --------------------------------------------------------------------------------------------

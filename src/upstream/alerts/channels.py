@@ -60,9 +60,9 @@ def _send_email(alert: Mapping[str, Any], settings: Settings) -> None:
     # Imported here, not at module scope: DAG files import this module at parse time.
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
-    with SmtpHook(smtp_conn_id=settings.smtp_conn_id) as hook:
+    with SmtpHook(smtp_conn_id=settings.alerts.smtp_conn_id) as hook:
         hook.send_email_smtp(
-            to=list(settings.alert_email_to),
+            to=list(settings.alerts.email_to),
             subject=str(alert.get("summary", "[Upstream] alert")),
             html_content=_email_html(alert),
         )
@@ -122,12 +122,12 @@ def send_alert(alert: dict[str, Any], settings: Settings | None = None) -> dict[
     settings = settings or load_settings()
     outcomes: dict[str, str] = {}
 
-    if settings.alert_email_to:
+    if settings.alerts.email_to:
         outcomes["email"] = _attempt("email", alert, lambda: _send_email(alert, settings))
     else:
         outcomes["email"] = SKIPPED
 
-    webhook_url = settings.alert_webhook_url
+    webhook_url = settings.alerts.webhook_url
     if webhook_url:
         outcomes["webhook"] = _attempt("webhook", alert, lambda: _send_webhook(alert, webhook_url))
     else:

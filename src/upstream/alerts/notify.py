@@ -2,7 +2,7 @@
 
 Two channels, each optional and configured through ``upstream.settings.load_settings()``:
 
-* e-mail through the Airflow SMTP provider (``SmtpHook``, connection ``settings.smtp_conn_id``),
+* e-mail through the Airflow SMTP provider (``SmtpHook``, connection ``settings.alerts.smtp_conn_id``),
   sent when ``UPSTREAM_ALERT_EMAIL_TO`` lists at least one address;
 * a generic webhook: the alert dict POSTed as JSON to ``UPSTREAM_ALERT_WEBHOOK_URL``.
 

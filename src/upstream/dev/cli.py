@@ -31,7 +31,7 @@ def cmd_generate(args) -> int:
     from upstream.settings import load_settings
 
     settings = load_settings()
-    landing = Path(args.landing) if args.landing else settings.landing_dir
+    landing = Path(args.landing) if args.landing else settings.landing.dir
     agencies = args.agencies.split(",") if args.agencies else list(settings.agencies)
     days = generate.generate(landing, args.start, args.end, agencies, seed=args.seed,
                              bad_rows_share=args.bad_rows_share, bad_files=args.bad_files)

@@ -68,8 +68,8 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
                                                  lambda: secrets.token_urlsafe(32)),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(_passwords_file(settings)),
-        "AIRFLOW__API__BASE_URL": settings.airflow_base_url,
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.airflow_base_url}/execution/",
+        "AIRFLOW__API__BASE_URL": settings.alerts.airflow_base_url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.alerts.airflow_base_url}/execution/",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         # The agencies' local time for naive dates (`airflow backfill create --from-date`) and
         # log timestamps. Airflow 3's UI has no server-side display default any more
@@ -97,9 +97,8 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
 def _airflow_metadata_url(settings: Settings) -> str:
     """Airflow's metadata database: on the embedded server unless configured explicitly,
     owned by and used through the least-privilege login upstream_airflow."""
-    from dataclasses import replace
 
-    embedded = replace(settings, database_url=None)
+    embedded = settings.with_changes(warehouse__url=None)
     return least_privilege_metadata(db.ensure_database(db.AIRFLOW_DB, embedded))
 
 
@@ -127,7 +126,9 @@ def node_name() -> str:
     worker process gets UPSTREAM_NODE_NAME (a task instance records which one ran it)."""
     import socket
 
-    return os.environ.get("UPSTREAM_NODE_NAME") or socket.getfqdn()
+    from upstream.settings import node_name as configured
+
+    return configured() or socket.getfqdn()
 
 
 def celery_env(broker_url: str, metadata_sqlalchemy_url: str, *,

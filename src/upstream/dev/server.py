@@ -59,7 +59,7 @@ def _outreach_command(settings, env):
 
     from upstream.settings import outreach_token
 
-    parts = urlsplit(settings.outreach_url)
+    parts = urlsplit(settings.outreach.url)
     if parts.hostname not in ("127.0.0.1", "localhost"):
         return None
     store = settings.home / "outreach"
@@ -79,7 +79,7 @@ def outreach_clock_env(settings, env: dict) -> dict[str, str]:
     days after, on the demo's calendar (not today's). occurred_at reads in the program's zone.
     Values already in `env` win."""
     out = {"OUTREACH_TIMEZONE": settings.timezone.key}
-    if env.get("UPSTREAM_ROUTING_CLOCK", settings.routing_clock) == "extracts":
+    if env.get("UPSTREAM_ROUTING_CLOCK", settings.routing.clock) == "extracts":
         out["OUTREACH_CLOCK_FOLLOWS_CLIENT"] = "true"
     return {k: env.get(k) or v for k, v in out.items()}
 
@@ -120,9 +120,9 @@ def import_demo_history(settings, days: int = DEMO_HISTORY_DAYS, seed: int = 7):
     from upstream.ingest import history
 
     start, end = DEMO_START - timedelta(days=days), DEMO_START - timedelta(days=1)
-    if not (settings.landing_dir / settings.agencies[0]
+    if not (settings.landing.dir / settings.agencies[0]
             / generate.csv_name(settings.agencies[0], start)).is_file():
-        generate.generate(settings.landing_dir, start, end, list(settings.agencies), seed=seed)
+        generate.generate(settings.landing.dir, start, end, list(settings.agencies), seed=seed)
     summary = history.import_history(start, end, settings.agencies, settings=settings)
     print(summary.render(), flush=True)
     return summary
@@ -140,11 +140,11 @@ def run_local_stack(demo: bool = True) -> int:
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     demo_end = DEMO_START + timedelta(days=DEMO_DAYS - 1)
-    if demo and not (settings.landing_dir / settings.agencies[0]
+    if demo and not (settings.landing.dir / settings.agencies[0]
                      / generate.csv_name(settings.agencies[0], DEMO_START)).is_file():
-        days = generate.generate(settings.landing_dir, DEMO_START, demo_end,
+        days = generate.generate(settings.landing.dir, DEMO_START, demo_end,
                                  list(settings.agencies), seed=7)
-        print(f"Demo landing area: {len(days)} extracts under {settings.landing_dir}", flush=True)
+        print(f"Demo landing area: {len(days)} extracts under {settings.landing.dir}", flush=True)
     if demo:
         print("Importing a year of pre-launch history (upstream import-history)...", flush=True)
         import_demo_history(settings)
@@ -170,7 +170,7 @@ def run_local_stack(demo: bool = True) -> int:
             procs.append((name, subprocess.Popen(
                 command, env=command_env, stdout=log_file, stderr=subprocess.STDOUT,
                 start_new_session=True)))
-        health = f"{settings.airflow_base_url}/api/v2/monitor/health"
+        health = f"{settings.alerts.airflow_base_url}/api/v2/monitor/health"
         if not _wait_healthy(health, 180, procs):
             print(f"Airflow did not become healthy; logs in {logs}", flush=True)
             return 1
@@ -186,11 +186,11 @@ def run_local_stack(demo: bool = True) -> int:
             marker.touch()
             print("Backfill of the demo nights created: watch it under Dags > upstream_nightly.",
                   flush=True)
-        print("\nAirflow UI: " + settings.airflow_base_url, flush=True)
+        print("\nAirflow UI: " + settings.alerts.airflow_base_url, flush=True)
         print(f"Login: {devenv.AIRFLOW_USER} / {devenv.airflow_password(settings)}", flush=True)
         if outreach:
-            print(f"Reference outreach service: {settings.outreach_url}", flush=True)
-        print(f"Logs: {logs}   Data Docs: {settings.airflow_base_url}/upstream-monitoring/data-docs/")
+            print(f"Reference outreach service: {settings.outreach.url}", flush=True)
+        print(f"Logs: {logs}   Data Docs: {settings.alerts.airflow_base_url}/upstream-monitoring/data-docs/")
         print("Ctrl-C stops everything.", flush=True)
         while not stopping:
             for name, proc in procs:
@@ -208,7 +208,7 @@ def run_local_stack(demo: bool = True) -> int:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-        if settings.uses_embedded_database:
+        if settings.warehouse.embedded:
             stop_embedded()
         print("Stopped. Data kept under " + str(settings.home), flush=True)
     return 0

@@ -58,7 +58,7 @@ def load_extract(agency: str, extract_date: date, settings: Settings | None = No
     Raises RefusedFile (after recording it) when the file is refused as a whole.
     """
     settings = settings or load_settings()
-    delivery = manifest.verify_manifest(settings.landing_dir, agency, extract_date)
+    delivery = manifest.verify_manifest(settings.landing.dir, agency, extract_date)
     where = f"{agency} {extract_date.isoformat()}"
 
     def refuse(msg: str) -> RefusedFile:
@@ -169,13 +169,13 @@ def quarantine_refuses(settings: Settings, bad_rows: int, rows: int) -> bool:
     calls a day one bad row is 12%), the count alone misjudges large ones.
     """
     share = bad_rows / rows if rows else 0.0
-    return bad_rows > settings.quarantine_max_rows and share > settings.quarantine_max_share
+    return bad_rows > settings.validate.quarantine_max_rows and share > settings.validate.quarantine_max_share
 
 
 def quarantine_refusal(settings: Settings, bad_rows: int, rows: int) -> str:
     share = bad_rows / rows if rows else 0.0
     return (f"{bad_rows} of {rows} rows ({share:.1%}) broke contract rules, above both limits "
-            f"({settings.quarantine_max_share:.1%} and {settings.quarantine_max_rows} rows)")
+            f"({settings.validate.quarantine_max_share:.1%} and {settings.validate.quarantine_max_rows} rows)")
 
 
 def top_rules(failures: dict[str, int]) -> str:

@@ -231,7 +231,7 @@ def _data_docs_home() -> str:
     from upstream.settings import load_settings
     from upstream.validate import datadocs
 
-    gx_dir = load_settings().gx_dir
+    gx_dir = load_settings().validate.gx_dir
     agencies = sorted(p.name for p in gx_dir.iterdir() if AGENCY_CODE_RE.match(p.name)
                       and datadocs.index_path(gx_dir, p.name).is_file()) if gx_dir.is_dir() else []
     items = "".join(f'<li><a href="{a}/">{html.escape(a)}</a></li>' for a in agencies)
@@ -249,7 +249,7 @@ def _data_docs_file(agency: str, page: str):
 
     if not AGENCY_CODE_RE.match(agency) or not datadocs.PAGE_RE.match(page):
         return None
-    folder = datadocs.docs_dir(load_settings().gx_dir, agency)
+    folder = datadocs.docs_dir(load_settings().validate.gx_dir, agency)
     path = folder / page
     if path.is_symlink() or not path.is_file() or path.resolve().parent != folder.resolve():
         return None

@@ -21,7 +21,6 @@ Everything here blocks; the FastAPI app calls it through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -48,7 +47,9 @@ class WarehouseUnavailable(RuntimeError):
 
 
 def database_url() -> str:
-    explicit = os.environ.get("UPSTREAM_MONITORING_DATABASE_URL")
+    from upstream.settings import load_monitoring
+
+    explicit = load_monitoring().database_url
     if explicit:
         return explicit
     global _warehouse_url
@@ -62,10 +63,9 @@ def database_url() -> str:
 
 def reader_role() -> str | None:
     """The role to read as; '' in UPSTREAM_MONITORING_DB_ROLE turns the switch off."""
-    raw = os.environ.get("UPSTREAM_MONITORING_DB_ROLE")
-    if raw is None:
-        return DEFAULT_ROLE
-    return raw.strip() or None
+    from upstream.settings import load_monitoring
+
+    return load_monitoring().db_role
 
 
 @dataclass

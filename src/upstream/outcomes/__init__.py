@@ -132,7 +132,7 @@ def launch_date() -> date:
 def release_min_cell() -> int:
     """UPSTREAM_RELEASE_MIN_CELL (5 to 1000, default 10; read by upstream.settings): the
     smallest count the release tier shows (zero aside)."""
-    return load_settings().release_min_cell
+    return load_settings().outcomes.release_min_cell
 
 
 def chi_square_p_value(chi_square: float | None) -> float | None:
@@ -169,7 +169,7 @@ AFTER_STEP: dict[str, Callable[[psycopg.Connection], None]] = {
 
 def _work_mem() -> str:
     """UPSTREAM_OUTCOMES_WORK_MEM (default 256MB; read and checked by upstream.settings)."""
-    return load_settings().outcomes_work_mem
+    return load_settings().outcomes.work_mem
 
 
 def wilson_interval(k: int, n: int, z: float = WILSON_Z) -> tuple[float, float] | None:

@@ -29,7 +29,7 @@ STEP = "contact_service_level"
 def alert_level() -> int:
     """UPSTREAM_UNCONTACTED_48H_ALERT (default 10, 0 = off; read by upstream.settings): alert
     when more referrals than this are overdue."""
-    return load_settings().uncontacted_48h_alert
+    return load_settings().outcomes.uncontacted_48h_alert
 
 
 def uncontacted_48h(url: str | None = None, now: datetime | None = None) -> dict[str, int]:

@@ -7,7 +7,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from upstream.settings import Settings, load_settings
+from upstream.settings import Settings, load_retention
 from upstream.warehouse import db
 
 
@@ -33,30 +33,30 @@ def _at_least_one_day(name: str, days: int) -> int:
 def contact_retention_days() -> int:
     """UPSTREAM_CONTACT_RETENTION_DAYS (default 90)."""
     return _at_least_one_day("UPSTREAM_CONTACT_RETENTION_DAYS",
-                             load_settings().contact_retention_days)
+                             load_retention().contact_days)
 
 
 def quarantine_retention_days() -> int:
     """UPSTREAM_QUARANTINE_RETENTION_DAYS (default 365)."""
     return _at_least_one_day("UPSTREAM_QUARANTINE_RETENTION_DAYS",
-                             load_settings().quarantine_retention_days)
+                             load_retention().quarantine_days)
 
 
 def task_log_retention_days() -> int:
     """UPSTREAM_TASK_LOG_RETENTION_DAYS (default 30)."""
     return _at_least_one_day("UPSTREAM_TASK_LOG_RETENTION_DAYS",
-                             load_settings().task_log_retention_days)
+                             load_retention().task_log_days)
 
 
 def data_docs_retention_days() -> int:
     """UPSTREAM_GX_RESULT_RETENTION_DAYS (default 90): GX results and Data Docs pages."""
     return _at_least_one_day("UPSTREAM_GX_RESULT_RETENTION_DAYS",
-                             load_settings().gx_result_retention_days)
+                             load_retention().gx_result_days)
 
 
 def file_retention_days(settings: Settings) -> int:
     """UPSTREAM_FILE_RETENTION_DAYS, read by upstream.settings (default 30)."""
-    return _at_least_one_day("UPSTREAM_FILE_RETENTION_DAYS", settings.file_retention_days)
+    return _at_least_one_day("UPSTREAM_FILE_RETENTION_DAYS", settings.retention.file_days)
 
 
 def task_log_folder() -> Path:

@@ -53,7 +53,7 @@ def delete_extract_files(now: datetime | None = None, settings: Settings | None 
     settings = settings or load_settings()
     days = file_retention_days(settings)
     older_than = now - timedelta(days=days)
-    landing = settings.landing_dir
+    landing = settings.landing.dir
     counts = {"deleted": 0, "absent": 0, "other_bytes": 0, "busy": 0, "skipped": 0,
               "errors": 0}
     with db.connect(url or db.warehouse_url(settings), role=db.LOADER) as conn:

@@ -123,7 +123,7 @@ def purge_data_docs(now: datetime | None = None, *, gx_dir: Path | None = None,
     now = _clock(now)
     days = data_docs_retention_days()
     older_than = now - timedelta(days=days)
-    counts = datadocs.purge(Path(gx_dir) if gx_dir is not None else load_settings().gx_dir,
+    counts = datadocs.purge(Path(gx_dir) if gx_dir is not None else load_settings().validate.gx_dir,
                             older_than)
     items = counts["pages"] + counts["results"]
     if items:

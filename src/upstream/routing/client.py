@@ -170,7 +170,7 @@ def resolve_endpoint(settings: Settings, *, use_airflow: bool) -> OutreachEndpoi
                                  "(the outreach API token)")
             return OutreachEndpoint(_url_of(conn), conn.password,
                                     f"airflow connection {OUTREACH_CONN_ID}")
-    return OutreachEndpoint(settings.outreach_url, outreach_token(), "environment")
+    return OutreachEndpoint(settings.outreach.url, outreach_token(), "environment")
 
 
 def http_client(settings: Settings, *, use_airflow: bool = False,
@@ -178,4 +178,4 @@ def http_client(settings: Settings, *, use_airflow: bool = False,
     endpoint = resolve_endpoint(settings, use_airflow=use_airflow)
     log.info("outreach service at %s (from %s)%s", endpoint.base_url, endpoint.source,
              f", requests dated {date.isoformat()} (routing clock)" if date else "")
-    return HttpOutreachClient(endpoint, settings.outreach_timeout_seconds, date=date)
+    return HttpOutreachClient(endpoint, settings.outreach.timeout_seconds, date=date)

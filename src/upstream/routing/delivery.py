@@ -115,7 +115,7 @@ def deliver_referrals(settings: Settings | None = None, url: str | None = None, 
             if own_client:
                 client = http_client(settings, use_airflow=use_airflow_connection, date=stamp)
             while True:
-                rows = conn.execute(due_sql, {"batch": settings.outreach_batch_size,
+                rows = conn.execute(due_sql, {"batch": settings.outreach.batch_size,
                                               **window(conn, settings)}).fetchall()
                 conn.commit()
                 rows = [r for r in rows if r["referral_id"] not in report.parked_reasons]

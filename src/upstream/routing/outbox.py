@@ -24,7 +24,7 @@ def routing_now(conn, settings: Settings) -> datetime:
     """"Now" for the referral window. `wall`: the clock. `extracts` (demo and replays of old
     extracts): the end of the local day of the newest call loaded, so a demo of 2024 nights routes as
     it would have on those nights."""
-    if settings.routing_clock == "extracts":
+    if settings.routing.clock == "extracts":
         newest = conn.execute(db.read_sql("routing/newest_extract_day.sql"),
                               {"tz": settings.timezone.key}).fetchone()["day"]
         if newest is not None:
@@ -39,7 +39,7 @@ def replay_now(conn, settings: Settings) -> datetime | None:
     to the outreach service (a server that follows its clients' calendar, like the reference
     service in the demo, then receives and works referrals on the extracts' days). In `wall`
     mode nothing changes: the database's now() and no `Date` header."""
-    return routing_now(conn, settings) if settings.routing_clock == "extracts" else None
+    return routing_now(conn, settings) if settings.routing.clock == "extracts" else None
 
 
 def window(conn, settings: Settings) -> dict[str, datetime]:
@@ -48,7 +48,7 @@ def window(conn, settings: Settings) -> dict[str, datetime]:
     now = routing_now(conn, settings)
     return {"launch_at": datetime.combine(settings.program_launch_date, time(0),
                                           settings.timezone),
-            "oldest_at": now - timedelta(days=settings.referral_max_age_days)}
+            "oldest_at": now - timedelta(days=settings.routing.referral_max_age_days)}
 
 
 def audit(conn, referral_id: str, action: str, outcome: str, *, fields=(),
@@ -72,7 +72,7 @@ def plan_referrals(url: str | None = None, settings: Settings | None = None) -> 
     if counts.get("expired"):
         log.info("%s eligible case(s) are outside the referral window (launch %s, at most %s "
                  "days old): never sent", counts["expired"], settings.program_launch_date,
-                 settings.referral_max_age_days)
+                 settings.routing.referral_max_age_days)
     return counts
 
 

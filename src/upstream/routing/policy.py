@@ -43,8 +43,8 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> RetryPolicy:
-        return cls(max_attempts=settings.outreach_max_attempts,
-                   backoff_seconds=settings.outreach_backoff_seconds, **overrides)
+        return cls(max_attempts=settings.outreach.max_attempts,
+                   backoff_seconds=settings.outreach.backoff_seconds, **overrides)
 
     def backoff(self, failures: int) -> float:
         """Full jitter (AWS architecture blog): uniform(0, min(cap, base * 2^(n-1)))."""

@@ -96,7 +96,7 @@ def _project_lock(project_dir: Path):
 def data_docs_index(settings: Settings, agency: str) -> Path:
     from upstream.validate import datadocs
 
-    return datadocs.index_path(settings.gx_dir, agency)
+    return datadocs.index_path(settings.validate.gx_dir, agency)
 
 
 def _checkpoint(context, agency: str, view_name: str):
@@ -137,7 +137,7 @@ def validate_staged_file(conn: psycopg.Connection, settings: Settings, *, file_i
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
 
-    project_dir = settings.gx_dir / agency
+    project_dir = settings.validate.gx_dir / agency
     # The connection string (with any password) stays in the environment, never in GX's files.
     # search_path: GX 1.x deprecates a table asset's schema_name in favour of the connection's.
     os.environ[GX_CONNECTION_VAR] = db.sqlalchemy_url(db_url, role=db.LOADER,
@@ -167,7 +167,7 @@ def validate_staged_file(conn: psycopg.Connection, settings: Settings, *, file_i
             datadocs,  # one page and a bounded index, under the project lock
         )
 
-        docs = datadocs.write_validation(settings.gx_dir, agency, run_name, run_name, run)
+        docs = datadocs.write_validation(settings.validate.gx_dir, agency, run_name, run_name, run)
     failures: dict[str, int] = {}
     for validation_result in run.run_results.values():
         for r in validation_result.results:

@@ -3,7 +3,6 @@ least-privilege roles, SQLAlchemy URLs for GX and Airflow, the matching client t
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,8 +31,8 @@ def with_database(url: str, database: str) -> str:
 def server_url(settings: Settings | None = None) -> str:
     """A URL for the maintenance database of the warehouse server (embedded or configured)."""
     settings = settings or load_settings()
-    if settings.database_url:
-        return settings.database_url
+    if settings.warehouse.url:
+        return settings.warehouse.url
     return embedded_server(settings.home).get_uri("postgres")
 
 
@@ -50,8 +49,8 @@ def ensure_database(name: str, settings: Settings | None = None) -> str:
 
 def warehouse_url(settings: Settings | None = None) -> str:
     settings = settings or load_settings()
-    if settings.database_url:
-        return settings.database_url
+    if settings.warehouse.url:
+        return settings.warehouse.url
     return ensure_database(WAREHOUSE_DB, settings)
 
 
@@ -94,7 +93,9 @@ LOADER, ROUTER, OUTCOMES, ANALYST = ("upstream_loader", "upstream_router", "upst
 
 
 def roles_enabled() -> bool:
-    return os.environ.get("UPSTREAM_USE_DB_ROLES", "true").strip().lower() not in ("0", "false", "no")
+    from upstream.settings import load_warehouse
+
+    return load_warehouse().use_db_roles
 
 
 @contextmanager

@@ -27,8 +27,8 @@ def env(module_env, warehouse_url: str) -> Iterator[Env]:
                     unset=("UPSTREAM_QUARANTINE_MAX_SHARE", "UPSTREAM_QUARANTINE_WARN_SHARE")
                     ) as settings:
         truncate_warehouse(warehouse_url)  # every table, later migrations' too
-        assert settings.quarantine_max_share == 0.05
-        yield Env(settings, warehouse_url, settings.gx_dir)
+        assert settings.validate.quarantine_max_share == 0.05
+        yield Env(settings, warehouse_url, settings.validate.gx_dir)
 
 
 @pytest.fixture(scope="module")

@@ -235,7 +235,7 @@ def row_faults(env: Env, baseline: LoadResult) -> RowFaultLoad:
         if case_id is not None:
             case_rows.setdefault(case_id, []).append(number)
     write_rows(env.settings, d, rows)
-    result = load(env, d, quarantine_max_share=0.5)
+    result = load(env, d, validate__quarantine_max_share=0.5)
     with connect(env) as conn:
         return RowFaultLoad(
             result=result, rows=rows, case_rows=case_rows, good_rows=good_rows,
@@ -342,7 +342,7 @@ def test_too_many_bad_rows_refuses_the_file(env: Env, baseline: LoadResult) -> N
     with connect(env) as conn:
         before = snapshot(conn)
     with pytest.raises(RefusedFile) as excinfo:
-        load(env, d, quarantine_max_rows=2)  # both limits exceeded (more: test_quarantine_limits)
+        load(env, d, validate__quarantine_max_rows=2)  # both limits exceeded (more: test_quarantine_limits)
     message = str(excinfo.value)
     assert message == (
         "WPS 2024-06-13: 3 of 40 rows (7.5%) broke contract rules, above both limits (5.0% and "

@@ -351,8 +351,8 @@ def test_verify_manifest_missing(env: Env) -> None:
     deliver(env.settings, d, good(d), 3, manifest=False)
     with pytest.raises(ManifestMissing, match=r"^WPS 2024-06-30: manifest WPS_ipv_calls_2024-06-30"
                                                r"\.manifest\.json has not arrived$"):
-        verify_manifest(env.settings.landing_dir, AGENCY, d)
+        verify_manifest(env.settings.landing.dir, AGENCY, d)
     # Once the manifest lands, the same delivery verifies.
     deliver(env.settings, d, good(d), 3)
-    delivery = verify_manifest(env.settings.landing_dir, AGENCY, d)
+    delivery = verify_manifest(env.settings.landing.dir, AGENCY, d)
     assert (delivery.rows, delivery.sha256) == (3, hashlib.sha256(good(d)).hexdigest())

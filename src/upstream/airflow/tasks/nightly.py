@@ -38,11 +38,11 @@ def manifest_arrived(agency: str, context: Mapping, now: datetime | None = None)
     day's deadline has passed without it, naming the folder it looked in."""
     settings = load_settings()
     day = extract_date_from_context(context)
-    if ingest.manifest_present(settings.landing_dir, agency, day):
+    if ingest.manifest_present(settings.landing.dir, agency, day):
         log.info("%s %s: manifest present", agency, day)
         return True
-    deadline = manifest_deadline(day, settings.timezone, settings.manifest_deadline_seconds)
-    folder = ingest.delivery_paths(settings.landing_dir, agency, day)[1].parent
+    deadline = manifest_deadline(day, settings.timezone, settings.landing.manifest_deadline_seconds)
+    folder = ingest.delivery_paths(settings.landing.dir, agency, day)[1].parent
     if (now or datetime.now(UTC)) >= deadline:
         raise ingest.RefusedFile(
             f"{agency} {day}: the manifest did not arrive by the deadline "
@@ -57,7 +57,7 @@ def verify_manifest(agency: str, context: Mapping) -> dict:
     settings = load_settings()
     day = extract_date_from_context(context)
     try:
-        delivery = ingest.verify_manifest(settings.landing_dir, agency, day)
+        delivery = ingest.verify_manifest(settings.landing.dir, agency, day)
     except ingest.RefusedFile as exc:
         _record_refusal(agency, day, exc)
         raise
@@ -71,7 +71,7 @@ def _record_refusal(agency, day, exc) -> None:
     """Refusals before a file is registered still belong in the data-quality history."""
     from upstream.warehouse import db
 
-    csv_path, _ = ingest.delivery_paths(load_settings().landing_dir, agency, day)
+    csv_path, _ = ingest.delivery_paths(load_settings().landing.dir, agency, day)
     if not csv_path.is_file():
         return
     with db.connect(role=db.LOADER) as conn:
@@ -104,7 +104,7 @@ def validate_and_load(agency: str, context: Mapping) -> dict:
         log.error("%s", refused.outcome_line())  # the outcome first; the traceback follows
         raise
     log.info("%s", result.outcome_line())
-    if result.outcome == "loaded" and result.quarantined_share > settings.quarantine_warn_share:
+    if result.outcome == "loaded" and result.quarantined_share > settings.validate.quarantine_warn_share:
         notify.notify_quarantine_warning(
             agency=agency, extract_date=day.isoformat(), share=result.quarantined_share,
             rows_quarantined=result.rows_quarantined, rows_in_file=result.rows_in_file,

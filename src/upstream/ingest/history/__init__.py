@@ -21,7 +21,6 @@ advisory lock that every nightly load of the agency takes shared
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -89,7 +88,7 @@ def import_history(start: date, end: date, agencies: Iterable[str] | None = None
     """Import every extract of `agencies` from start to end (inclusive), oldest first."""
     settings = settings or load_settings()
     if landing is not None:
-        settings = dataclasses.replace(settings, landing_dir=Path(landing).resolve())
+        settings = settings.with_changes(landing__dir=Path(landing).resolve())
     if end < start:
         raise ImportError_(f"--to {end.isoformat()} is before --from {start.isoformat()}")
     agencies = tuple(agencies or settings.agencies)
@@ -104,7 +103,7 @@ def import_history(start: date, end: date, agencies: Iterable[str] | None = None
     all_days = list(_days(start, end))
     plan: dict[str, list[date]] = {}
     for agency in agencies:
-        present = [d for d in all_days if ingest.manifest_present(settings.landing_dir, agency, d)]
+        present = [d for d in all_days if ingest.manifest_present(settings.landing.dir, agency, d)]
         summary.days_without_file += len(all_days) - len(present)
         summary.files_found += len(present)
         plan[agency] = present
@@ -118,7 +117,7 @@ def import_history(start: date, end: date, agencies: Iterable[str] | None = None
                 continue
             lock_agency(conn, agency, shared=False)
             try:
-                for days in _batches(plan[agency], settings.landing_dir, agency, batch_files,
+                for days in _batches(plan[agency], settings.landing.dir, agency, batch_files,
                                      batch_rows):
                     Batch(conn, url, settings, agency, summary, progress).run(days)
                     summary.batches += 1

@@ -123,7 +123,7 @@ class Batch:
 
     def _verify(self, days: list[date], files: list[_File]) -> None:
         conn, agency = self.conn, self.agency
-        landing = self.settings.landing_dir
+        landing = self.settings.landing.dir
         for d in days:  # the manifest checks, sha256 included
             try:
                 files.append(_File(ingest.verify_manifest(landing, agency, d)))
@@ -279,7 +279,7 @@ class Batch:
         for r in conn.execute(sql.SQL(read_sql("history/rule_counts_per_file.sql")).format(
                 suspect=self.suspect)):
             by_rule.setdefault(r["file_id"], {})[r["rule"]] = r["n"]
-        max_share = self.settings.quarantine_max_share
+        max_share = self.settings.validate.quarantine_max_share
         for f in files:
             res = f.result
             res.data_docs_path = report.data_docs_path
