@@ -459,8 +459,9 @@ def _dump(url: str, **connect_kwargs) -> dict:
         for schema, names in (("outcomes", outcomes.OUTCOME_TABLES + ("build_info",)),
                               ("published", outcomes.PUBLISHED_VIEWS)):
             for name in names:
-                out[f"{schema}.{name}"] = conn.execute(
-                    f"SELECT * FROM {schema}.{name} ORDER BY 1, 2, 3, 4").fetchall()  # noqa: S608
+                # the same rows, in a total order (a key can have more than four columns)
+                out[f"{schema}.{name}"] = sorted(conn.execute(
+                    f"SELECT * FROM {schema}.{name}").fetchall(), key=repr)  # noqa: S608
     return out
 
 
