@@ -44,7 +44,7 @@ def run_one(server_url: str, n: int, executor: str, concurrency: int) -> dict:
     import psycopg
     from psycopg import sql
 
-    from upstream.airflow.run import nightly_logical_date
+    from upstream.airflow.dates import nightly_logical_date
     from upstream.dev import env as devenv
     from upstream.dev import generate
     from upstream.dev.stack import CeleryStack
