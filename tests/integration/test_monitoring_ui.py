@@ -27,8 +27,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,6 +42,7 @@ import httpx
 import psycopg
 import pytest
 from psycopg import sql
+from support.processes import free_port, stop
 
 from upstream.monitoring import data
 from upstream.monitoring.views import (
@@ -420,23 +419,11 @@ def test_published_views_match_the_contract(warehouse_url, monkeypatch):
 # ----------------------------------------------------------------------------- API server
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
+    stop(proc, grace=15)
 
 
 class Server:

@@ -29,6 +29,7 @@ import httpx
 import psycopg
 import pytest
 from psycopg import sql
+from support.processes import free_port, stop
 
 from upstream.dev import generate
 from upstream.settings import REPO_ROOT
@@ -46,25 +47,11 @@ FINISHED = {"success", "failed"}
 
 
 def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=5)  # a test stack: no need to wait for a graceful drain
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
+    stop(proc, grace=5)
 
 
 class Stack:
