@@ -47,6 +47,7 @@ from bench_common import WORK, machine_info, start_server  # noqa: E402
 
 from upstream.contract import COLUMNS  # noqa: E402
 from upstream.dev import generate  # noqa: E402
+from upstream.dev.generate.files import fmt, manifest_doc  # noqa: E402
 from upstream.warehouse.db import migrate, with_database  # noqa: E402
 
 TZ = generate.TZ
@@ -78,7 +79,7 @@ def write_fast(landing: Path, agencies: list[str], start: date, days: int, per_d
         for _ in range(512):
             call = datetime.combine(BASE, dtime(7, 0), TZ) + timedelta(minutes=rng.randrange(300))
             row = generate.make_row(rng, agency, "X", call)
-            pool.append(",".join(_csv(generate._fmt(row[c])) for c in list(COLUMNS)[2:]))
+            pool.append(",".join(_csv(fmt(row[c])) for c in list(COLUMNS)[2:]))
         folder = landing / agency
         folder.mkdir(parents=True, exist_ok=True)
         header = ",".join(COLUMNS) + "\n"
@@ -91,7 +92,7 @@ def write_fast(landing: Path, agencies: list[str], start: date, days: int, per_d
             name = generate.csv_name(agency, d)
             (folder / name).write_bytes(data)
             gen = datetime.combine(d + timedelta(days=1), dtime(1, 0), TZ)
-            (folder / generate.manifest_name(agency, d)).write_bytes(generate._manifest(
+            (folder / generate.manifest_name(agency, d)).write_bytes(manifest_doc(
                 agency, d, name, per_day, hashlib.sha256(data).hexdigest(), gen, None))
             total += per_day
     return total

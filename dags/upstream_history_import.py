@@ -51,6 +51,9 @@ def import_history(**context) -> dict:
                     description="Last extract day to import (YYYY-MM-DD), inclusive."),
         "agencies": Param("", type="string",
                           description="Comma-separated agency codes; empty: UPSTREAM_AGENCIES."),
+        "workers": Param(None, type=["null", "integer"], minimum=1,
+                         description="Agencies loaded at the same time; empty: "
+                                     "UPSTREAM_IMPORT_WORKERS."),
     },
     default_args=default_args(retry_delay=timedelta(minutes=5)),
 )

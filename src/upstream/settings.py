@@ -118,6 +118,7 @@ class LandingSettings:
     dir: Path
     manifest_poke_seconds: int
     manifest_deadline_seconds: int
+    import_workers: int  # agencies a history import loads at the same time
 
 
 @dataclass(frozen=True)
@@ -341,6 +342,7 @@ def load_settings() -> Settings:
             dir=Path(landing).resolve(),
             manifest_poke_seconds=int_setting("UPSTREAM_MANIFEST_POKE_SECONDS", 300),
             manifest_deadline_seconds=int_setting("UPSTREAM_MANIFEST_DEADLINE_SECONDS", 6 * 3600),
+            import_workers=_positive("UPSTREAM_IMPORT_WORKERS", 2),
         ),
         validate=_validate(home),
         outreach=OutreachSettings(

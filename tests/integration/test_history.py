@@ -26,11 +26,10 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from psycopg import sql
 from psycopg.rows import dict_row
+from support.history import dump, nightly, truncate
 
 from upstream import ingest
-from upstream.airflow import tasks as orchestration
 from upstream.dev import generate
 from upstream.ingest import history
 from upstream.settings import Settings
@@ -42,8 +41,6 @@ AGENCIES = ("WPS", "LPS")
 D0 = date(2019, 3, 1)
 PHASE1 = [D0 + timedelta(days=i) for i in range(4)]
 PHASE2_NEW = [D0 + timedelta(days=i) for i in range(4, 6)]
-BOOKKEEPING = {"file_id", "superseded_by", "loaded_at", "first_seen_at", "finished_at",
-               "recorded_at", "stored_at", "data_docs_path"}
 
 
 @pytest.fixture
@@ -54,50 +51,6 @@ def env(upstream_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     from upstream.settings import load_settings
 
     return load_settings()
-
-
-def dump(url: str) -> dict[str, list[tuple]]:
-    """Every warehouse table outside staging, bookkeeping aside; file ids replaced by the
-    file's (agency, day, sha256), which do not depend on the order files were registered."""
-    out = {}
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        key = {r["file_id"]: (r["agency_code"], r["extract_date"], r["sha256"]) for r in
-               conn.execute("SELECT file_id, agency_code, extract_date, sha256 FROM ops.extract_file")}
-        tables = conn.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables"
-            " WHERE table_type = 'BASE TABLE' AND table_schema NOT IN"
-            " ('pg_catalog', 'information_schema', 'staging', 'public')"
-            " AND table_schema NOT LIKE 'pg_%' ORDER BY 1, 2").fetchall()
-        for t in tables:
-            rows = []
-            for r in conn.execute(sql.SQL("SELECT * FROM {}").format(
-                    sql.Identifier(t["table_schema"], t["table_name"]))):
-                rows.append(tuple(sorted(
-                    (k, repr(key.get(v) if k in ("file_id", "superseded_by") else v))
-                    for k, v in r.items() if k not in BOOKKEEPING - {"file_id", "superseded_by"})))
-            out[f"{t['table_schema']}.{t['table_name']}"] = sorted(rows)
-    return out
-
-
-def truncate(url: str) -> None:
-    from support.env import reset_warehouse
-
-    reset_warehouse(url)
-
-
-def nightly(settings: Settings, agency: str, d: date) -> None:
-    """What the nightly DAG's verify_manifest and validate_and_load tasks do for one file."""
-    try:
-        ingest.verify_manifest(settings.landing.dir, agency, d)
-    except ingest.ManifestMissing:
-        return
-    except ingest.RefusedFile as exc:
-        orchestration._record_refusal(agency, d, exc)
-        return
-    try:
-        ingest.load_extract(agency, d, settings)
-    except ingest.RefusedFile:
-        pass
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -157,10 +110,11 @@ def test_bulk_import_equals_night_by_night(env: Settings, warehouse_url: str) ->
         if p.is_file():
             p.unlink()
     _phase1(env)
-    first = history.import_history(PHASE1[0], PHASE1[-1], AGENCIES, batch_files=3)
+    # two agencies at once (UPSTREAM_IMPORT_WORKERS), then one at a time: both equal nightly
+    first = history.import_history(PHASE1[0], PHASE1[-1], AGENCIES, batch_files=3, workers=2)
     assert first.files_loaded == 7 and len(first.refused) == 1, first.render()
     _phase2(env)
-    second = history.import_history(PHASE1[0], PHASE2_NEW[-1], AGENCIES)
+    second = history.import_history(PHASE1[0], PHASE2_NEW[-1], AGENCIES, workers=1)
     assert (second.files_loaded, second.files_ignored_older) == (5, 1), second.render()
     assert second.files_already_loaded == 5  # the first import's files are recognised
     bulk = dump(warehouse_url)

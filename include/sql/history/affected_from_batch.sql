@@ -1,4 +1,7 @@
 -- The segment's valid rows (load/affected_from_file.sql for several files).
+-- Every file-id list is cast to bigint[]: psycopg sends small Python ints as int2[], and
+-- bigint = ANY(int2[]) is not hashed. Measured at 200k rows x 3,650 file ids: 1.0 s a
+-- statement without the cast, 0.036 s with it (each history merge statement filters so).
 INSERT INTO affected_incident
 SELECT DISTINCT agency_code, incident_id FROM {typed}
-WHERE file_id = ANY(%(file_ids)s) AND cardinality(failed_rules) = 0
+WHERE file_id = ANY(%(file_ids)s::bigint[]) AND cardinality(failed_rules) = 0

@@ -15,4 +15,4 @@ SELECT t.agency_code, t.incident_id, t.file_id, t.extract_date, t.record_version
        t.victim_key, t.accused_key, t.address_key,
        t.responding_officer_id
 FROM {typed} AS t
-WHERE t.file_id = ANY(%(file_ids)s) AND cardinality(t.failed_rules) = 0
+WHERE t.file_id = ANY(%(file_ids)s::bigint[]) AND cardinality(t.failed_rules) = 0

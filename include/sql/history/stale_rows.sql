@@ -4,12 +4,12 @@
 -- load/current_winners.sql. Parameters: file_ids, seg_start (first extract day of the segment).
 SELECT v.file_id, count(*) AS n
 FROM core.call_version AS v
-WHERE v.file_id = ANY(%(file_ids)s)
+WHERE v.file_id = ANY(%(file_ids)s::bigint[])
   AND EXISTS (
     SELECT 1 FROM core.call_version AS u
     WHERE u.agency_code = v.agency_code AND u.incident_id = v.incident_id
       AND u.file_id <> v.file_id
-      AND (u.file_id <> ALL(%(file_ids)s) OR u.extract_date < v.extract_date)
+      AND (u.file_id <> ALL(%(file_ids)s::bigint[]) OR u.extract_date < v.extract_date)
       AND (u.record_version > v.record_version
            OR (u.record_version = v.record_version
                AND (u.extract_date < v.extract_date

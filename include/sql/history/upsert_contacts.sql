@@ -6,7 +6,7 @@
 WITH fresh AS (
     SELECT t.* FROM {typed} AS t
     JOIN core.call AS c ON c.agency_code = t.agency_code AND c.incident_id = t.incident_id
-    WHERE t.file_id = ANY(%(file_ids)s) AND t.consent_status = 'given'
+    WHERE t.file_id = ANY(%(file_ids)s::bigint[]) AND t.consent_status = 'given'
       AND c.file_id = t.file_id AND c.consent_status = 'given'
       AND cardinality(t.failed_rules) = 0
 ), replaced AS (

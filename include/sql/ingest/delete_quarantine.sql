@@ -1,1 +1,1 @@
-DELETE FROM ops.quarantine_row WHERE file_id = ANY(%(file_ids)s)
+DELETE FROM ops.quarantine_row WHERE file_id = ANY(%(file_ids)s::bigint[])

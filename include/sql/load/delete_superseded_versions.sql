@@ -1,1 +1,1 @@
-DELETE FROM core.call_version WHERE file_id = ANY(%(superseded)s)
+DELETE FROM core.call_version WHERE file_id = ANY(%(superseded)s::bigint[])

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -84,8 +85,12 @@ def _batches(days: list[date], landing: Path, agency: str, batch_files: int,
 def import_history(start: date, end: date, agencies: Iterable[str] | None = None, *,
                    landing: Path | None = None, settings: Settings | None = None,
                    url: str | None = None, progress: Progress | None = None,
-                   batch_files: int = BATCH_FILES, batch_rows: int = BATCH_ROWS) -> ImportSummary:
-    """Import every extract of `agencies` from start to end (inclusive), oldest first."""
+                   batch_files: int = BATCH_FILES, batch_rows: int = BATCH_ROWS,
+                   workers: int | None = None) -> ImportSummary:
+    """Import every extract of `agencies` from start to end (inclusive), oldest first.
+
+    Up to `workers` agencies (default UPSTREAM_IMPORT_WORKERS) load at the same time, each on
+    its own connection; one agency's files always load in date order on one connection."""
     settings = settings or load_settings()
     if landing is not None:
         settings = settings.with_changes(landing__dir=Path(landing).resolve())
@@ -97,6 +102,9 @@ def import_history(start: date, end: date, agencies: Iterable[str] | None = None
     bad = [a for a in agencies if not AGENCY_CODE_RE.match(a)]
     if bad:
         raise ImportError_(f"not an agency code (2-6 upper-case letters): {', '.join(bad)}")
+    workers = workers or settings.landing.import_workers
+    if workers < 1:
+        raise ImportError_(f"workers must be at least 1, got {workers}")
     summary = ImportSummary(start, end, agencies)
     progress = progress or Progress()
     began = time.monotonic()
@@ -109,23 +117,59 @@ def import_history(start: date, end: date, agencies: Iterable[str] | None = None
         plan[agency] = present
     progress.add_total(summary.files_found)
     url = url or db.warehouse_url(settings)
-    with db.connect(url, role=db.LOADER) as conn:
-        conn.execute(db.read_sql("ingest/session/02_work_mem.sql"))
-        conn.commit()
-        for agency in agencies:
-            if not plan[agency]:
-                continue
+
+    def one_agency(agency: str) -> ImportSummary:
+        part = ImportSummary(start, end, (agency,))
+        with db.connect(url, role=db.LOADER) as conn:
+            conn.execute(db.read_sql("ingest/session/02_work_mem.sql"))
+            conn.commit()
             lock_agency(conn, agency, shared=False)
             try:
                 for days in _batches(plan[agency], settings.landing.dir, agency, batch_files,
                                      batch_rows):
-                    Batch(conn, url, settings, agency, summary, progress).run(days)
-                    summary.batches += 1
+                    Batch(conn, url, settings, agency, part, progress).run(days)
+                    part.batches += 1
             finally:
                 conn.rollback()
                 unlock_agency(conn, agency, shared=False)
-    summary.seconds = time.monotonic() - began
+        return part
+
+    todo = [a for a in agencies if plan[a]]
+    try:
+        for part in _run_all(one_agency, todo, workers):
+            summary.add(part)
+    finally:
+        summary.seconds = time.monotonic() - began
     return summary
+
+
+def _run_all(fn: Callable[[str], ImportSummary], agencies: list[str],
+             workers: int) -> Iterator[ImportSummary]:
+    """fn for each agency, `workers` at a time. The server does most of the work (typing,
+    rules, pseudonyms, merge: one backend per connection), so two connections use both cores
+    of a 2-core machine (benchmarks/README.md, "History import"). On the first failure no
+    further agency starts; the running ones finish their batch-by-batch commits, then the
+    failure is raised (a rerun resumes)."""
+    if workers == 1 or len(agencies) <= 1:
+        for agency in agencies:
+            yield fn(agency)
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, len(agencies)),
+                            thread_name_prefix="history-import") as pool:
+        futures = [pool.submit(fn, a) for a in agencies]
+        failure: BaseException | None = None
+        for fut in as_completed(futures):
+            if fut.cancelled():
+                continue
+            exc = fut.exception()
+            if exc is not None and failure is None:
+                failure = exc
+                for other in futures:
+                    other.cancel()
+        if failure is not None:
+            raise failure
+        for fut in futures:
+            yield fut.result()
 
 
 # --- Airflow task body ----------------------------------------------------------------------
@@ -145,10 +189,15 @@ def run_from_context(context) -> dict:
     except ValueError:
         raise AirflowFailException("params 'from' and 'to' must be dates like 2015-01-01") from None
     agencies = [a.strip() for a in str(params.get("agencies") or "").split(",") if a.strip()]
+    try:
+        workers = int(params["workers"]) if params.get("workers") not in (None, "") else None
+    except (TypeError, ValueError):
+        raise AirflowFailException("param 'workers' must be a whole number") from None
     progress = Progress()
     try:
         with ProgressLogger(progress):
-            summary = import_history(start, end, agencies or None, progress=progress)
+            summary = import_history(start, end, agencies or None, progress=progress,
+                                     workers=workers)
     except ImportError_ as exc:  # bad params fail the same way on every retry
         raise AirflowFailException(exc.public_message) from None
     for line in summary.render().splitlines():

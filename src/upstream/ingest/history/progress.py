@@ -51,6 +51,15 @@ class ImportSummary:
         finally:
             self.seconds_by_phase[phase] += time.perf_counter() - began
 
+    def add(self, part: ImportSummary) -> None:
+        """Fold in one agency's summary (agencies import in parallel, each into its own)."""
+        for name in ("files_loaded", "files_already_loaded", "files_ignored_older",
+                     "days_without_file", "rows_loaded", "rows_quarantined", "batches"):
+            setattr(self, name, getattr(self, name) + getattr(part, name))
+        self.refused.extend(part.refused)
+        self.quarantined_by_rule.update(part.quarantined_by_rule)
+        self.seconds_by_phase.update(part.seconds_by_phase)
+
     @property
     def nothing_found(self) -> bool:
         return self.files_found == 0
