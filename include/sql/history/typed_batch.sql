@@ -3,7 +3,7 @@
 -- validate/typed_table.sql, per file. Each raw row carries its file_id; pg_temp.hist_file
 -- gives per file the constants the nightly load binds as literals (generated_at, extract
 -- year) and its first raw row, so row_number counts from 1 in each file as it does nightly.
--- {raw}, {typed}: identifiers; {expected_agency}: literal; {failed_rules}, {inner_key},
+-- {raw}, {typed}, {files} (history/copy_batch_files.sql): identifiers; {expected_agency}: literal; {failed_rules}, {inner_key},
 -- {outer_key}: as in validate/typed_table.sql.
 CREATE UNLOGGED TABLE {typed} AS
 SELECT t.*, {failed_rules} AS failed_rules
@@ -30,7 +30,7 @@ FROM (
            core.hmac_sha256_hex({inner_key}, {outer_key},
                                 'address:' || r.agency_code || ':' || r.address_id)       AS address_key
     FROM {raw} AS r
-    JOIN pg_temp.hist_file AS f USING (file_id)
+    JOIN {files} AS f USING (file_id)
     -- "unique within the file": duplicates per file, by a grouped join as nightly
     LEFT JOIN (SELECT file_id, incident_id, count(*) AS occurrences FROM {raw}
                WHERE incident_id IS NOT NULL GROUP BY file_id, incident_id

@@ -25,6 +25,12 @@ def suspect_table(key: int | str) -> sql.Identifier:
     return sql.Identifier(SCHEMA, f"load_{key}_suspect")
 
 
+def batch_files_table(key: int | str) -> sql.Identifier:
+    """A history batch's per-file constants, as a plain table: the typed pass joins it, and a
+    query that reads a temp table gets no parallel workers."""
+    return sql.Identifier(SCHEMA, f"load_{key}_files")
+
+
 def gx_view_name(agency: str) -> str:
     """GX's stable view over the suspect rows of the agency's current load."""
     return f"gx_{agency.lower()}_current"
@@ -33,7 +39,7 @@ def gx_view_name(agency: str) -> str:
 def drop_staging(conn: psycopg.Connection, key: int | str) -> None:
     raw, typed = staging_names(key)
     conn.execute(sql.SQL(read_sql("warehouse/drop_staging.sql")).format(
-        raw=raw, typed=typed, suspect=suspect_table(key)))
+        raw=raw, typed=typed, suspect=suspect_table(key), files=batch_files_table(key)))
 
 
 def drop_stale_staging(conn: psycopg.Connection) -> int:

@@ -29,7 +29,12 @@ from upstream.ingest.staging import (
 from upstream.pseudonyms import set_pads
 from upstream.settings import Settings
 from upstream.warehouse.sql import read_sql, statement_folder
-from upstream.warehouse.staging import drop_staging, staging_names, suspect_table
+from upstream.warehouse.staging import (
+    batch_files_table,
+    drop_staging,
+    staging_names,
+    suspect_table,
+)
 
 log = logging.getLogger("upstream.ingest.history")
 
@@ -305,9 +310,13 @@ class Batch:
         # each file's first raw row: row numbers count from 1 per file, as nightly
         conn.execute(sql.SQL(read_sql("history/batch_file_first_rows.sql")).format(raw=self.raw))
         conn.execute(read_sql("history/analyze_batch_files.sql"))
+        files_table = batch_files_table(self.key)
+        conn.execute(sql.SQL(read_sql("history/copy_batch_files.sql")).format(
+            files=files_table, raw=self.raw))
         pads = set_pads(conn)
         conn.execute(sql.SQL(read_sql("history/typed_batch.sql")).format(
-            raw=self.raw, typed=self.typed, expected_agency=sql.Literal(self.agency),
+            raw=self.raw, typed=self.typed, files=files_table,
+            expected_agency=sql.Literal(self.agency),
             failed_rules=failed_rules_expression(), **pads))
         conn.execute(sql.SQL(read_sql("validate/suspect_rows.sql")).format(
             suspect=self.suspect, typed=self.typed))
