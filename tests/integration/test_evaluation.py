@@ -317,10 +317,13 @@ def test_contact_service_level(scenario, warehouse_url):
     assert (aug["referred"], aug["contacted_24h"], aug["uncontacted_48h"]) == (3, 3, 0)
     pub = {r["month"]: r for r in _rows(warehouse_url,
                                         "SELECT * FROM published.contact_service_level")}
-    assert {k: pub[date(2024, 6, 1)][k] for k in ("referred", "share_24h", "share_48h",
-                                                  "share_7d", "uncontacted_48h")} == {
-        "referred": 20, "share_24h": None, "share_48h": None,   # 2 and 4: small counts
-        "share_7d": Decimal("0.7000"), "uncontacted_48h": 16}
+    # June: 2 and 4 are small counts (their shares hidden); the others are shown, or hidden
+    # as complements of the totals over all months
+    june_pub = {k: pub[date(2024, 6, 1)][k] for k in ("referred", "share_24h", "share_48h",
+                                                      "share_7d", "uncontacted_48h")}
+    assert june_pub["share_24h"] is None and june_pub["share_48h"] is None
+    assert june_pub["referred"] in (20, None) and june_pub["uncontacted_48h"] in (16, None)
+    assert june_pub["share_7d"] in (Decimal("0.7000"), None)
     # August's 3 referrals are the funnel's hidden 'referred' cell: hidden here too
     assert pub[date(2024, 8, 1)]["referred"] is None
     assert pub[date(2024, 8, 1)]["share_24h"] is None
@@ -406,6 +409,13 @@ def _breakdowns(url: str) -> list[tuple[str, list[tuple[str, object]]]]:
     measures = ("calls", "cleared_by_charge", "non_charge", "consent_given", "consent_declined",
                 "consent_not_asked", "consent_unable_to_ask")
     for (agency, month), rows in by_month.items():
+        if month is None:   # the totals over all months: their zones below
+            total = next(r for r in rows if r["patrol_zone"] == "(all)")
+            for m in measures:
+                out.append((f"zones {agency} all-months {m}",
+                            [("(all)", total[m])] +
+                            [(z["patrol_zone"], z[m]) for z in rows if z is not total]))
+            continue
         total = next(r for r in rows if r["patrol_zone"] == "(all)")
         zones = [r for r in rows if r["patrol_zone"] != "(all)"]
         for m in measures:   # zones add up to the agency
@@ -428,6 +438,27 @@ def _breakdowns(url: str) -> list[tuple[str, list[tuple[str, object]]]]:
             out.append((f"cohorts {agency} {window} {m}",
                         [("all", cohorts["all"][m])] +
                         [(c, cohorts[c][m]) for c in COHORTS]))
+    # totals over all months = the sum of the months, per zone and measure (calls), per step
+    # (funnel) and per count (service levels, timeliness n)
+    for agency, zone in {(r["agency_code"], r["patrol_zone"]) for r in monthly}:
+        rows = [r for r in monthly if (r["agency_code"], r["patrol_zone"]) == (agency, zone)]
+        total = next(r for r in rows if r["all_months"])
+        for m in measures:
+            out.append((f"months calls {agency} {zone} {m}",
+                        [("all months", total[m])] +
+                        [(str(r["month"]), r[m]) for r in rows if not r["all_months"]]))
+    for view, key, cols in (("referral_funnel", "step", ("count",)),
+                            ("timeliness", "measure", ("n",)),
+                            ("contact_service_level", None, ("referred", "uncontacted_48h"))):
+        groups = defaultdict(list)
+        for r in _rows(url, f"SELECT * FROM published.{view}"):  # noqa: S608
+            groups[(r["agency_code"], r[key] if key else "")].append(r)
+        for (agency, k), rows in groups.items():
+            total = next(r for r in rows if r["all_months"])
+            for c in cols:
+                out.append((f"months {view} {agency} {k} {c}",
+                            [("all months", total[c])] +
+                            [(str(r["month"]), r[c]) for r in rows if not r["all_months"]]))
     surv = defaultdict(dict)
     for r in _rows(url, "SELECT * FROM published.repeat_survival"):
         surv[(r["agency_code"], r["day"])][r["cohort"]] = r
@@ -441,7 +472,7 @@ def _breakdowns(url: str) -> list[tuple[str, list[tuple[str, object]]]]:
 def test_every_breakdown_has_its_total_and_every_cohort(scenario, warehouse_url):
     breakdowns = _breakdowns(warehouse_url)
     kinds = {name.split()[0] for name, _ in breakdowns}
-    assert kinds == {"zones", "days", "cohorts", "survival"}
+    assert kinds == {"zones", "days", "cohorts", "survival", "months"}
     # where every cell is shown, the parts add up to the total exactly
     complete = [cells for _, cells in breakdowns if all(v is not None for _, v in cells)]
     assert complete
@@ -459,7 +490,11 @@ def test_no_suppressed_cell_is_total_minus_the_published_others(scenario, wareho
                         if any(v is None for _, v in cells)}
     # the scenario hides cells in every kind of breakdown (zones and days in July 2024,
     # charged repeats across cohorts, at-risk counts at day 365)
-    assert hidden_somewhere == {"zones", "days", "cohorts", "survival"}
+    assert hidden_somewhere == {"zones", "days", "cohorts", "survival", "months"}
+    # across months: the funnel, the timeliness n and the service levels too
+    hidden_months = {name.split()[1] for name, cells in breakdowns
+                     if name.startswith("months") and any(v is None for _, v in cells)}
+    assert hidden_months == {"calls", "referral_funnel", "timeliness", "contact_service_level"}
     for name, cells in breakdowns:
         for i, (label, value) in enumerate(cells):
             if value is not None:
@@ -615,7 +650,8 @@ def test_board_report_reads_the_release_tier_only(scenario, warehouse_url, board
     for rows in release.tables.values():
         for r in rows:
             for k, v in r.items():
-                if isinstance(v, int) and k not in ("window_days", "day"):
+                if isinstance(v, int) and not isinstance(v, bool) \
+                        and k not in ("window_days", "day"):
                     assert v % 5 == 0, (k, v)   # every count is a rounded one
     # a login that may not act as upstream_public gets no report at all
     info = psycopg.conninfo.conninfo_to_dict(warehouse_url)
@@ -709,3 +745,93 @@ def test_board_report_download_from_the_monitoring_app(scenario, warehouse_url, 
     assert html.status_code == 200 and "Program board report: 2025 Q3" in html.text
     assert asyncio.run(get("/report/board.pdf?quarter=soon")).status_code == 400
     assert asyncio.run(get("/report/board.doc")).status_code == 404
+
+
+# ------------------------------------------------------------------------------------------------
+# Totals over all months
+
+
+def test_totals_over_all_months_are_the_sums_of_the_exact_months(scenario, warehouse_url):
+    for table, key, counts in (
+            ("calls_monthly", ("agency_code", "patrol_zone"),
+             ("calls", "cleared_by_charge", "non_charge", "consent_given", "consent_declined",
+              "consent_withdrawn", "consent_not_asked", "consent_unable_to_ask")),
+            ("referral_funnel", ("agency_code", "step"), ("count", "base_count")),
+            ("timeliness", ("agency_code", "measure"), ("n", "within_24h", "within_7d")),
+            ("contact_service_level", ("agency_code",),
+             ("referred", "contacted_24h", "contacted_48h", "contacted_7d", "uncontacted_48h"))):
+        rows = _rows(warehouse_url, f"SELECT * FROM outcomes.{table}")  # noqa: S608
+        totals = {tuple(r[k] for k in key): r for r in rows if r["all_months"]}
+        months = defaultdict(list)
+        for r in rows:
+            assert (r["month"] is None) == r["all_months"], table
+            if not r["all_months"]:
+                months[tuple(r[k] for k in key)].append(r)
+        assert set(totals) == set(months), table   # one total row per key, and only one
+        for k, total in totals.items():
+            for c in counts:
+                parts = [r[c] for r in months[k]]
+                want = None if None in parts else sum(parts)   # step 1 has no base
+                assert total[c] == want, (table, k, c)
+    funnel = {r["step"]: r for r in _rows(
+        warehouse_url, "SELECT * FROM outcomes.referral_funnel WHERE all_months")}
+    assert funnel["referred"]["count"] == 23 and funnel["contacted"]["count"] == 18
+    assert funnel["engaged"]["rate"] == round(Decimal(13) / 18, 4)   # of the summed counts
+    sl = _rows(warehouse_url, "SELECT * FROM outcomes.contact_service_level WHERE all_months")
+    assert [(r["referred"], r["contacted_24h"], r["share_24h"]) for r in sl] == [
+        (23, 5, round(Decimal(5) / 23, 4))]
+
+
+def test_timeliness_over_all_months_is_the_median_of_every_referral(scenario, warehouse_url):
+    """Recomputed in Python from routing and core.call: not a combination of monthly medians."""
+    import statistics
+
+    refs = _rows(warehouse_url,
+                 "SELECT c.call_received_at, r.delivered_at, (SELECT min(e.occurred_at) FROM"
+                 " routing.referral_event AS e WHERE e.referral_id = r.referral_id AND"
+                 " e.event_type = 'contacted') AS first_contact FROM routing.referral AS r JOIN"
+                 " core.call AS c USING (agency_code, incident_id)"
+                 " WHERE r.delivered_at IS NOT NULL AND r.agency_code = 'WPS'")
+    hours = {
+        "call_to_referral": [(r["delivered_at"] - r["call_received_at"]).total_seconds() / 3600
+                             for r in refs],
+        "referral_to_first_contact": [(r["first_contact"] - r["delivered_at"]).total_seconds()
+                                      / 3600 for r in refs if r["first_contact"]],
+    }
+    got = {r["measure"]: r for r in _rows(
+        warehouse_url, "SELECT * FROM outcomes.timeliness WHERE all_months AND agency_code = 'WPS'")}
+    for measure, xs in hours.items():
+        xs.sort()
+        k = 0.9 * (len(xs) - 1)
+        p90 = xs[int(k)] + (xs[min(int(k) + 1, len(xs) - 1)] - xs[int(k)]) * (k - int(k))
+        r = got[measure]
+        assert r["n"] == len(xs)
+        assert r["median_hours"] == round(Decimal(statistics.median(xs)), 2), measure
+        assert float(r["p90_hours"]) == pytest.approx(p90, abs=0.006), measure
+        assert r["within_24h"] == sum(1 for x in xs if x <= 24)
+    monthly = [r["median_hours"] for r in _rows(
+        warehouse_url, "SELECT median_hours FROM outcomes.timeliness WHERE NOT all_months"
+        " AND measure = 'call_to_referral' AND median_hours IS NOT NULL")]
+    assert got["call_to_referral"]["median_hours"] not in monthly   # 23 referrals, not 2 months
+    pub = {r["measure"]: r for r in _rows(
+        warehouse_url, "SELECT * FROM published.timeliness WHERE all_months")}
+    assert set(pub) == set(hours) and all(r["month"] is None for r in pub.values())
+
+
+def test_release_and_report_show_the_totals_over_all_quarters(scenario, warehouse_url,
+                                                              board_report):
+    for view in ("calls_quarterly", "service_level_quarterly"):
+        rows = _rows(warehouse_url, f"SELECT * FROM release.{view}")  # noqa: S608
+        totals = [r for r in rows if r["all_quarters"]]
+        assert len(totals) == 1 and totals[0]["quarter"] is None, view
+        assert all(r["quarter"] is not None for r in rows if not r["all_quarters"])
+    (calls,) = _rows(warehouse_url, "SELECT * FROM release.calls_quarterly WHERE all_quarters")
+    # 122 calls in all: rounded on its own to 120 or 125; consent given 28 -> 25 or 30
+    assert calls["calls"] in (120, 125) and calls["consent_given"] in (25, 30)
+    assert calls["referred"] in (20, 25)
+    (sl,) = _rows(warehouse_url, "SELECT * FROM release.service_level_quarterly"
+                  " WHERE all_quarters")
+    assert sl["referred"] in (20, 25)
+    assert sl["share_24h"] is None      # 5 contacted within 24 h: below the minimum of 10
+    assert sl["uncontacted_48h"] in (15, 20)
+    assert board_report["html"].count("<th>All quarters</th>") == 2

@@ -16,7 +16,7 @@ from upstream.monitoring import charts
 from upstream.monitoring.csvout import neutralise, to_csv
 from upstream.monitoring.data import Snapshot
 from upstream.monitoring.render import render_page
-from upstream.monitoring.views import VIEWS, Filters, parse_month
+from upstream.monitoring.views import FLAG, VIEWS, Filters, parse_month
 
 HOSTILE = "<script>alert(1)</script>"
 ATTR_BREAK = '" onmouseover="alert(2)" x="'
@@ -200,8 +200,52 @@ def test_every_published_column_is_in_a_cell():
     cells = _cells(render_page(_snapshot(), generated_at="now")).cells
     for name, view in VIEWS.items():
         cols = {a["data-col"] for a, _ in cells if a["data-table"] == name}
-        expected = set(view.column_names) - {"agency_code", "step_order", *view.keys}
+        # a FLAG column (all_months) is not a cell: the month cell of its row reads "All months"
+        flags = {c.name for c in view.columns if c.kind == FLAG}
+        expected = set(view.column_names) - {"agency_code", "step_order", *view.keys, *flags}
         assert cols == expected, name
+
+
+def test_rows_over_all_months_read_all_months_and_stay_out_of_the_charts():
+    s = _snapshot()
+    total = dict(s.tables["calls_monthly"][0], month=None, all_months=True, calls=9999)
+    s.tables["calls_monthly"].append(total)
+    s.tables["referral_funnel"].append(dict(agency_code="WPS", month=None, all_months=True,
+                                            step_order=0, step="ipv_calls", count=8888,
+                                            rate=Decimal("1.5")))
+    s.tables["contact_service_level"].append(dict(
+        agency_code="WPS", month=None, all_months=True, referred=7777, share_24h=None,
+        share_48h=None, share_7d=None, uncontacted_48h=None))
+    s.tables["timeliness"].append(dict(agency_code="WPS", month=None, all_months=True,
+                                       measure="call_to_referral", n=6666, median_hours=None,
+                                       p90_hours=None, share_within_24h=None,
+                                       share_within_7d=None))
+    html = render_page(s, generated_at="now")
+    for view, col, value in (("calls_monthly", "calls", "9999"),
+                             ("referral_funnel", "count", "8888"),
+                             ("contact_service_level", "referred", "7777"),
+                             ("timeliness", "n", "6666")):
+        assert re.search(f'data-table="{view}"[^>]*data-month="all"[^>]*data-col="{col}"'
+                         f'[^>]*data-value="{value}"', html), view
+    assert html.count(">All months<") >= 4
+    assert "All months: 150.0% of" not in html and "all months: 150.0%" in html
+    # the headline and the charts are the latest month's, never the total's
+    assert "9,999" not in html.split('id="calls"')[0]
+    charts_only = "".join(re.findall(r"<svg.*?</svg>", html, re.S))
+    for value in ("9999", "9,999", "8,888", "7,777", "6,666"):
+        assert value not in charts_only
+
+
+def test_period_filter_keeps_the_rows_over_all_months():
+    from upstream.monitoring.data import _select
+
+    query, params = _select("referral_funnel", Filters("WPS", date(2024, 5, 1),
+                                                       date(2024, 6, 1)))
+    text = query.as_string(None) if hasattr(query, "as_string") else str(query)
+    assert '("month" >= %(start)s OR "all_months")' in text
+    assert '("month" < %(end)s OR "all_months")' in text
+    query, _ = _select("calls_daily", Filters("WPS", date(2024, 5, 1), date(2024, 6, 1)))
+    assert "all_months" not in query.as_string(None)
 
 
 def test_csv_neutralises_formulas_and_keeps_numbers():
@@ -224,11 +268,15 @@ def test_csv_neutralises_formulas_and_keeps_numbers():
 
 
 def test_csv_suppressed_values():
-    rows = [dict(agency_code="WPS", month=date(2024, 5, 1), step_order=1, step="Called",
-                 count=None, rate=None)]
+    rows = [dict(agency_code="WPS", month=date(2024, 5, 1), all_months=False, step_order=1,
+                 step="Called", count=None, rate=None),
+            dict(agency_code="WPS", month=None, all_months=True, step_order=1,
+                 step="Called", count=12, rate=None)]
     parsed = list(csv.DictReader(io.StringIO(to_csv(VIEWS["referral_funnel"], rows, bom=False))))
-    assert parsed == [{"agency_code": "WPS", "month": "2024-05-01", "step_order": "1",
-                       "step": "Called", "count": "<5", "rate": "suppressed"}]
+    assert parsed == [{"agency_code": "WPS", "month": "2024-05-01", "all_months": "false",
+                       "step_order": "1", "step": "Called", "count": "<5", "rate": "suppressed"},
+                      {"agency_code": "WPS", "month": "", "all_months": "true",
+                       "step_order": "1", "step": "Called", "count": "12", "rate": "–"}]
 
 
 @pytest.mark.parametrize("make", [

@@ -74,3 +74,18 @@ GROUP BY agency_code, date_trunc('month', day)::date, patrol_zone;
 
 ANALYZE t_calls_daily;
 ANALYZE t_calls_monthly;
+
+-- Totals over all months, per agency and zone (and '(all)'): the sums of the exact monthly
+-- counts (never of published cells). Published as the row with all_months (docs/measuring.md).
+CREATE TEMP TABLE t_calls_months_total ON COMMIT DROP AS
+SELECT agency_code, patrol_zone,
+       sum(calls)::int AS calls,
+       sum(cleared_by_charge)::int AS cleared_by_charge,
+       sum(non_charge)::int AS non_charge,
+       sum(consent_given)::int AS consent_given,
+       sum(consent_declined)::int AS consent_declined,
+       sum(consent_withdrawn)::int AS consent_withdrawn,
+       sum(consent_not_asked)::int AS consent_not_asked,
+       sum(consent_unable_to_ask)::int AS consent_unable_to_ask
+FROM t_calls_monthly
+GROUP BY agency_code, patrol_zone;

@@ -110,6 +110,16 @@ CROSS JOIN LATERAL (VALUES
     (12, 'not_referred_outside_window', j.outside_window, 'consent_given', j.consent_given)
 ) AS s(step_order, step, count, base_step, base_count);
 
+-- The funnel over all months, per agency and step: sums of the exact monthly counts (every
+-- agency-month with calls is in t_funnel), the rate from those sums.
+CREATE TEMP TABLE t_funnel_total ON COMMIT DROP AS
+SELECT agency_code, step_order, step, sum(count)::int AS count, base_step,
+       sum(base_count)::int AS base_count,
+       CASE WHEN sum(base_count) > 0 THEN round(sum(count)::numeric / sum(base_count), 4) END
+           AS rate
+FROM t_funnel
+GROUP BY agency_code, step_order, step, base_step;
+
 -- Timeliness: hours from call to delivery (measure 1), and from delivery to the first
 -- 'contacted' event (measure 2); percentile_cont is interpolated. Every agency-month with
 -- calls, both measures. The percentiles sort millions of rows: grouped on one integer key
@@ -158,3 +168,38 @@ SELECT grid.agency_code, grid.month, grid.measure,
        CASE WHEN a.n > 0 THEN round(a.within_7d::numeric / a.n, 4) END AS share_within_7d
 FROM grid
 LEFT JOIN a USING (k);
+
+-- Timeliness over all months, per agency and measure: the statistics of every referral of the
+-- agency (the union of the months, not a combination of monthly medians). Every agency with
+-- calls has both rows.
+CREATE TEMP TABLE t_timeliness_total ON COMMIT DROP AS
+WITH x AS (
+    SELECT agency_code, 'call_to_referral' AS measure,
+           extract(epoch FROM delivered_at - call_received_at)::float8 / 3600.0 AS hours
+    FROM t_referral
+    UNION ALL
+    SELECT agency_code, 'referral_to_first_contact',
+           extract(epoch FROM first_contacted_at - delivered_at)::float8 / 3600.0
+    FROM t_referral
+    WHERE first_contacted_at IS NOT NULL
+), a AS (
+    SELECT agency_code, measure,
+           count(*)::int AS n,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY hours) AS median_hours,
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY hours) AS p90_hours,
+           count(*) FILTER (WHERE hours <= 24)::int AS within_24h,
+           count(*) FILTER (WHERE hours <= 168)::int AS within_7d
+    FROM x
+    GROUP BY agency_code, measure
+)
+SELECT g.agency_code, ms.measure,
+       coalesce(a.n, 0) AS n,
+       round(a.median_hours::numeric, 2) AS median_hours,
+       round(a.p90_hours::numeric, 2) AS p90_hours,
+       coalesce(a.within_24h, 0) AS within_24h,
+       coalesce(a.within_7d, 0) AS within_7d,
+       CASE WHEN a.n > 0 THEN round(a.within_24h::numeric / a.n, 4) END AS share_within_24h,
+       CASE WHEN a.n > 0 THEN round(a.within_7d::numeric / a.n, 4) END AS share_within_7d
+FROM (SELECT DISTINCT agency_code FROM t_calls_monthly) AS g
+CROSS JOIN (VALUES ('call_to_referral'), ('referral_to_first_contact')) AS ms(measure)
+LEFT JOIN a ON a.agency_code = g.agency_code AND a.measure = ms.measure;

@@ -30,3 +30,12 @@ SELECT m.agency_code, m.month,
 FROM t_calls_monthly AS m
 LEFT JOIN r USING (agency_code, month)
 WHERE m.patrol_zone = '(all)';
+
+
+-- Over all months, per agency: sums of the exact monthly counts (shares over every referral).
+CREATE TEMP TABLE t_service_level_total ON COMMIT DROP AS
+SELECT agency_code, sum(referred)::int AS referred, sum(contacted_24h)::int AS contacted_24h,
+       sum(contacted_48h)::int AS contacted_48h, sum(contacted_7d)::int AS contacted_7d,
+       sum(uncontacted_48h)::int AS uncontacted_48h
+FROM t_service_level
+GROUP BY agency_code;

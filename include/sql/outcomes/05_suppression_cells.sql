@@ -8,6 +8,11 @@
 -- give it away (total minus the others), so 06_suppression_step.sql hides one more cell there,
 -- the smallest non-zero visible one, round after round (sround = 1, 2, ...) until no group has
 -- exactly one hidden cell.
+--
+-- Totals over all months (grain 'all_months', period = the reference date, placeholder
+-- {reference_date}): calls_monthly per zone and '(all)', every funnel step, and the counts
+-- behind the service-level and timeliness shares. They join the row groups of their row and
+-- one group per agency, zone and measure across months (total = sum of the monthly cells).
 
 CREATE TEMP TABLE sup_cell ON COMMIT DROP AS
 SELECT row_number() OVER (ORDER BY x.grain, x.agency_code, x.period, x.patrol_zone, x.ord)::int
@@ -19,6 +24,18 @@ FROM (
     SELECT 'month' AS grain, m.agency_code, m.month AS period, m.patrol_zone, v.measure, v.ord,
            v.value
     FROM t_calls_monthly AS m
+    CROSS JOIN LATERAL (VALUES
+        ('calls', 1, m.calls), ('cleared_by_charge', 2, m.cleared_by_charge),
+        ('non_charge', 3, m.non_charge), ('consent_given', 4, m.consent_given),
+        ('consent_declined', 5, m.consent_declined),
+        ('consent_not_asked', 6, m.consent_not_asked),
+        ('consent_unable_to_ask', 7, m.consent_unable_to_ask)
+    ) AS v(measure, ord, value)
+    UNION ALL
+    -- calls_monthly totals over all months, per zone and '(all)'
+    SELECT 'all_months', m.agency_code, {reference_date}::date, m.patrol_zone, v.measure, v.ord,
+           v.value
+    FROM t_calls_months_total AS m
     CROSS JOIN LATERAL (VALUES
         ('calls', 1, m.calls), ('cleared_by_charge', 2, m.cleared_by_charge),
         ('non_charge', 3, m.non_charge), ('consent_given', 4, m.consent_given),
@@ -40,13 +57,50 @@ FROM (
     SELECT 'month', f.agency_code, f.month, '(all)', f.step, 10 + f.step_order, f.count
     FROM t_funnel AS f
     WHERE f.step NOT IN ('ipv_calls', 'non_charge', 'consent_given')
+    UNION ALL
+    SELECT 'all_months', f.agency_code, {reference_date}::date, '(all)', f.step,
+           10 + f.step_order, f.count
+    FROM t_funnel_total AS f
+    WHERE f.step NOT IN ('ipv_calls', 'non_charge', 'consent_given')
+    UNION ALL
+    -- the counts behind the service-level shares (a visible share times its visible base
+    -- gives the count back) and behind the timeliness shares: contacted within 24 h / 7 days
+    -- of delivery are the same numbers in both tables (one cell); referred within 24 h / 7
+    -- days of the call are the call_to_referral ones
+    SELECT x.grain, x.agency_code, x.period, '(all)', v.measure, v.ord, v.value
+    FROM (
+        SELECT 'month' AS grain, agency_code, month AS period, contacted_24h, contacted_48h,
+               contacted_7d, uncontacted_48h
+        FROM t_service_level
+        UNION ALL
+        SELECT 'all_months', agency_code, {reference_date}::date, contacted_24h, contacted_48h,
+               contacted_7d, uncontacted_48h
+        FROM t_service_level_total
+    ) AS x
+    CROSS JOIN LATERAL (VALUES
+        ('contacted_24h', 30, x.contacted_24h), ('contacted_48h', 31, x.contacted_48h),
+        ('contacted_7d', 32, x.contacted_7d), ('uncontacted_48h', 33, x.uncontacted_48h)
+    ) AS v(measure, ord, value)
+    UNION ALL
+    SELECT x.grain, x.agency_code, x.period, '(all)', v.measure, v.ord, v.value
+    FROM (
+        SELECT 'month' AS grain, agency_code, month AS period, within_24h, within_7d
+        FROM t_timeliness
+        WHERE measure = 'call_to_referral'
+        UNION ALL
+        SELECT 'all_months', agency_code, {reference_date}::date, within_24h, within_7d
+        FROM t_timeliness_total
+        WHERE measure = 'call_to_referral'
+    ) AS x
+    CROSS JOIN LATERAL (VALUES ('referred_24h', 34, x.within_24h),
+                               ('referred_7d', 35, x.within_7d)) AS v(measure, ord, value)
 ) AS x;
 
 ALTER TABLE sup_cell ADD PRIMARY KEY (cell_id);
 CREATE INDEX ON sup_cell (sround) WHERE sround IS NOT NULL;
 
 CREATE TEMP TABLE sup_member ON COMMIT DROP AS
--- calls = cleared_by_charge + non_charge, in every monthly and daily row
+-- calls = cleared_by_charge + non_charge, in every monthly, total and daily row
 SELECT concat_ws('|', 'row-charge', grain, agency_code, period, patrol_zone) AS grp, cell_id
 FROM sup_cell
 WHERE measure IN ('calls', 'cleared_by_charge', 'non_charge')
@@ -55,14 +109,14 @@ UNION ALL
 -- as known, which errs on the side of hiding more)
 SELECT concat_ws('|', 'row-consent', grain, agency_code, period, patrol_zone), cell_id
 FROM sup_cell
-WHERE grain = 'month'
+WHERE grain IN ('month', 'all_months')
   AND measure IN ('non_charge', 'consent_given', 'consent_declined', 'consent_not_asked',
                   'consent_unable_to_ask')
 UNION ALL
--- agency total = sum of its zones, per month and measure
-SELECT concat_ws('|', 'zones', agency_code, period, measure), cell_id
+-- agency total = sum of its zones, per month (and over all months) and measure
+SELECT concat_ws('|', 'zones', grain, agency_code, period, measure), cell_id
 FROM sup_cell
-WHERE grain = 'month'
+WHERE grain IN ('month', 'all_months')
   AND measure IN ('calls', 'cleared_by_charge', 'non_charge', 'consent_given',
                   'consent_declined', 'consent_not_asked', 'consent_unable_to_ask')
 UNION ALL
@@ -73,17 +127,30 @@ WHERE grain = 'day'
    OR (grain = 'month' AND patrol_zone = '(all)'
        AND measure IN ('calls', 'cleared_by_charge', 'non_charge', 'consent_given'))
 UNION ALL
--- funnel: non_charge = consent_asked + not_asked + unable_to_ask
-SELECT concat_ws('|', 'asked', agency_code, period), cell_id
+-- total over all months = sum of the monthly cells, per agency, zone and measure (calls,
+-- funnel steps, service-level and timeliness counts)
+SELECT concat_ws('|', 'months', agency_code, patrol_zone, measure), cell_id
 FROM sup_cell
-WHERE grain = 'month' AND patrol_zone = '(all)'
+WHERE grain IN ('month', 'all_months')
+UNION ALL
+-- funnel: non_charge = consent_asked + not_asked + unable_to_ask
+SELECT concat_ws('|', 'asked', grain, agency_code, period), cell_id
+FROM sup_cell
+WHERE grain IN ('month', 'all_months') AND patrol_zone = '(all)'
   AND measure IN ('non_charge', 'consent_asked', 'consent_not_asked', 'consent_unable_to_ask')
 UNION ALL
 -- funnel: consent_asked = given + declined (+ withdrawn, taken as known)
-SELECT concat_ws('|', 'answered', agency_code, period), cell_id
+SELECT concat_ws('|', 'answered', grain, agency_code, period), cell_id
 FROM sup_cell
-WHERE grain = 'month' AND patrol_zone = '(all)'
-  AND measure IN ('consent_asked', 'consent_given', 'consent_declined');
+WHERE grain IN ('month', 'all_months') AND patrol_zone = '(all)'
+  AND measure IN ('consent_asked', 'consent_given', 'consent_declined')
+UNION ALL
+-- service levels: referred = contacted within 48 h + no contact after 48 h (+ those delivered
+-- less than 48 h before the end of the reference date, not yet contacted: taken as known)
+SELECT concat_ws('|', 'within-48h', grain, agency_code, period), cell_id
+FROM sup_cell
+WHERE grain IN ('month', 'all_months') AND patrol_zone = '(all)'
+  AND measure IN ('referred', 'contacted_48h', 'uncontacted_48h');
 
 ANALYZE sup_cell;
 ANALYZE sup_member;

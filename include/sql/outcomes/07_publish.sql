@@ -23,8 +23,13 @@ LEFT JOIN t_hidden AS h
   ON d.patrol_zone = '(all)' AND h.grain = 'day' AND h.agency_code = d.agency_code
  AND h.period = d.day AND h.patrol_zone = '(all)';
 
+-- Monthly rows (grain 'month', the month as period) and the total over all months (grain
+-- 'all_months', period = the reference date; month NULL, all_months true).
 DELETE FROM outcomes.calls_monthly;
-INSERT INTO outcomes.calls_monthly
+INSERT INTO outcomes.calls_monthly (agency_code, month, patrol_zone, calls, cleared_by_charge,
+                                    non_charge, consent_given, consent_declined,
+                                    consent_withdrawn, consent_not_asked, consent_unable_to_ask,
+                                    hidden, all_months)
 SELECT m.agency_code, m.month, m.patrol_zone, m.calls, m.cleared_by_charge, m.non_charge,
        m.consent_given, m.consent_declined, m.consent_withdrawn, m.consent_not_asked,
        m.consent_unable_to_ask,
@@ -32,43 +37,76 @@ SELECT m.agency_code, m.month, m.patrol_zone, m.calls, m.cleared_by_charge, m.no
        coalesce(ARRAY(SELECT x FROM unnest(h.hidden) AS x
                       WHERE x IN ('calls', 'cleared_by_charge', 'non_charge', 'consent_given',
                                   'consent_declined', 'consent_not_asked',
-                                  'consent_unable_to_ask')), ARRAY[]::text[])
-FROM t_calls_monthly AS m
+                                  'consent_unable_to_ask')), ARRAY[]::text[]),
+       m.month IS NULL
+FROM (SELECT 'month' AS grain, month AS period, t.* FROM t_calls_monthly AS t
+      UNION ALL
+      SELECT 'all_months', {reference_date}::date, t.agency_code, NULL::date, t.patrol_zone,
+             t.calls, t.cleared_by_charge, t.non_charge, t.consent_given, t.consent_declined,
+             t.consent_withdrawn, t.consent_not_asked, t.consent_unable_to_ask
+      FROM t_calls_months_total AS t) AS m
 LEFT JOIN t_hidden AS h
-  ON h.grain = 'month' AND h.agency_code = m.agency_code AND h.period = m.month
+  ON h.grain = m.grain AND h.agency_code = m.agency_code AND h.period = m.period
  AND h.patrol_zone = m.patrol_zone;
 
 DELETE FROM outcomes.referral_funnel;
-INSERT INTO outcomes.referral_funnel
+INSERT INTO outcomes.referral_funnel (agency_code, month, step_order, step, count, base_step,
+                                      base_count, rate, hidden, rate_hidden, all_months)
 SELECT f.agency_code, f.month, f.step_order, f.step, f.count, f.base_step, f.base_count, f.rate,
        s.sround IS NOT NULL,
-       s.sround IS NOT NULL OR b.sround IS NOT NULL OR f.rate IS NULL
-FROM t_funnel AS f
+       s.sround IS NOT NULL OR b.sround IS NOT NULL OR f.rate IS NULL,
+       f.month IS NULL
+FROM (SELECT 'month' AS grain, t.month AS period, t.agency_code, t.month, t.step_order, t.step,
+             t.count, t.base_step, t.base_count, t.rate
+      FROM t_funnel AS t
+      UNION ALL
+      SELECT 'all_months', {reference_date}::date, t.agency_code, NULL::date, t.step_order,
+             t.step, t.count, t.base_step, t.base_count, t.rate
+      FROM t_funnel_total AS t) AS f
 LEFT JOIN sup_cell AS s
-  ON s.grain = 'month' AND s.agency_code = f.agency_code AND s.period = f.month
+  ON s.grain = f.grain AND s.agency_code = f.agency_code AND s.period = f.period
  AND s.patrol_zone = '(all)'
  AND s.measure = CASE f.step WHEN 'ipv_calls' THEN 'calls' ELSE f.step END
 LEFT JOIN sup_cell AS b
-  ON b.grain = 'month' AND b.agency_code = f.agency_code AND b.period = f.month
+  ON b.grain = f.grain AND b.agency_code = f.agency_code AND b.period = f.period
  AND b.patrol_zone = '(all)'
  AND b.measure = CASE f.base_step WHEN 'ipv_calls' THEN 'calls' ELSE f.base_step END;
 
 -- n is the funnel's referred (call_to_referral) or contacted (referral_to_first_contact) cell.
--- Statistics need n >= 5 and a visible n; a share is also hidden when the count behind it
--- (within 24 h / within 7 days) is 1..4.
+-- Statistics need n >= 5 and a visible n; a share is hidden with n or with the count behind
+-- it (within 24 h / within 7 days: cells of their own, 05).
 DELETE FROM outcomes.timeliness;
-INSERT INTO outcomes.timeliness
+INSERT INTO outcomes.timeliness (agency_code, month, measure, n, median_hours, p90_hours,
+                                 within_24h, within_7d, share_within_24h, share_within_7d,
+                                 n_hidden, stats_hidden, share_24h_hidden, share_7d_hidden,
+                                 all_months)
 SELECT t.agency_code, t.month, t.measure, t.n, t.median_hours, t.p90_hours, t.within_24h,
        t.within_7d, t.share_within_24h, t.share_within_7d,
        s.sround IS NOT NULL AS n_hidden,
        s.sround IS NOT NULL OR t.n < 5 AS stats_hidden,
-       s.sround IS NOT NULL OR t.n < 5 OR t.within_24h BETWEEN 1 AND 4,
-       s.sround IS NOT NULL OR t.n < 5 OR t.within_7d BETWEEN 1 AND 4
-FROM t_timeliness AS t
+       s.sround IS NOT NULL OR t.n < 5 OR w24.sround IS NOT NULL,
+       s.sround IS NOT NULL OR t.n < 5 OR w7.sround IS NOT NULL,
+       t.month IS NULL
+FROM (SELECT 'month' AS grain, x.month AS period, x.agency_code, x.month, x.measure, x.n,
+             x.median_hours, x.p90_hours, x.within_24h, x.within_7d, x.share_within_24h,
+             x.share_within_7d
+      FROM t_timeliness AS x
+      UNION ALL
+      SELECT 'all_months', {reference_date}::date, x.agency_code, NULL::date, x.measure, x.n,
+             x.median_hours, x.p90_hours, x.within_24h, x.within_7d, x.share_within_24h,
+             x.share_within_7d
+      FROM t_timeliness_total AS x) AS t
+CROSS JOIN LATERAL (SELECT CASE t.measure WHEN 'call_to_referral' THEN 'referred'
+                                          ELSE 'contacted' END AS base) AS k
 LEFT JOIN sup_cell AS s
-  ON s.grain = 'month' AND s.agency_code = t.agency_code AND s.period = t.month
- AND s.patrol_zone = '(all)'
- AND s.measure = CASE t.measure WHEN 'call_to_referral' THEN 'referred' ELSE 'contacted' END;
+  ON s.grain = t.grain AND s.agency_code = t.agency_code AND s.period = t.period
+ AND s.patrol_zone = '(all)' AND s.measure = k.base
+LEFT JOIN sup_cell AS w24
+  ON w24.grain = t.grain AND w24.agency_code = t.agency_code AND w24.period = t.period
+ AND w24.patrol_zone = '(all)' AND w24.measure = k.base || '_24h'
+LEFT JOIN sup_cell AS w7
+  ON w7.grain = t.grain AND w7.agency_code = t.agency_code AND w7.period = t.period
+ AND w7.patrol_zone = '(all)' AND w7.measure = k.base || '_7d';
 
 -- The cohort cells of 05b, whether hidden, one row per cohort / window or cohort / day
 -- (read by cell id range: they follow every cell of 05).

@@ -39,21 +39,46 @@ LEFT JOIN t_cohort_hidden AS h365
   ON h365.grain = 'survival_365' AND h365.agency_code = l.agency_code
  AND h365.cohort = l.cohort;
 
--- referred is the funnel's 'referred' cell (hidden together); a share is also hidden when the
--- count behind it is 1..4.
+-- referred is the funnel's 'referred' cell (hidden together); the counts behind the shares and
+-- uncontacted_48h are cells of their own (05): a share is hidden with its base or its count.
+-- Monthly rows and the total over all months (month NULL, all_months true).
 DELETE FROM outcomes.contact_service_level;
-INSERT INTO outcomes.contact_service_level
+INSERT INTO outcomes.contact_service_level (agency_code, month, referred, contacted_24h,
+                                            contacted_48h, contacted_7d, uncontacted_48h,
+                                            share_24h, share_48h, share_7d, referred_hidden,
+                                            share_24h_hidden, share_48h_hidden, share_7d_hidden,
+                                            uncontacted_hidden, all_months,
+                                            contacted_24h_hidden, contacted_48h_hidden,
+                                            contacted_7d_hidden)
+WITH c AS (
+    SELECT grain, agency_code, period,
+           bool_or(sround IS NOT NULL) FILTER (WHERE measure = 'referred') AS referred,
+           bool_or(sround IS NOT NULL) FILTER (WHERE measure = 'contacted_24h') AS contacted_24h,
+           bool_or(sround IS NOT NULL) FILTER (WHERE measure = 'contacted_48h') AS contacted_48h,
+           bool_or(sround IS NOT NULL) FILTER (WHERE measure = 'contacted_7d') AS contacted_7d,
+           bool_or(sround IS NOT NULL) FILTER (WHERE measure = 'uncontacted_48h')
+               AS uncontacted_48h
+    FROM sup_cell
+    WHERE grain IN ('month', 'all_months') AND patrol_zone = '(all)'
+      AND measure IN ('referred', 'contacted_24h', 'contacted_48h', 'contacted_7d',
+                      'uncontacted_48h')
+    GROUP BY grain, agency_code, period
+)
 SELECT t.agency_code, t.month, t.referred, t.contacted_24h, t.contacted_48h, t.contacted_7d,
        t.uncontacted_48h,
        CASE WHEN t.referred > 0 THEN round(t.contacted_24h::numeric / t.referred, 4) END,
        CASE WHEN t.referred > 0 THEN round(t.contacted_48h::numeric / t.referred, 4) END,
        CASE WHEN t.referred > 0 THEN round(t.contacted_7d::numeric / t.referred, 4) END,
-       s.sround IS NOT NULL,
-       s.sround IS NOT NULL OR t.contacted_24h BETWEEN 1 AND 4,
-       s.sround IS NOT NULL OR t.contacted_48h BETWEEN 1 AND 4,
-       s.sround IS NOT NULL OR t.contacted_7d BETWEEN 1 AND 4,
-       t.uncontacted_48h BETWEEN 1 AND 4
-FROM t_service_level AS t
-LEFT JOIN sup_cell AS s
-  ON s.grain = 'month' AND s.agency_code = t.agency_code AND s.period = t.month
- AND s.patrol_zone = '(all)' AND s.measure = 'referred';
+       c.referred,
+       c.referred OR c.contacted_24h,
+       c.referred OR c.contacted_48h,
+       c.referred OR c.contacted_7d,
+       c.uncontacted_48h,
+       t.month IS NULL,
+       c.contacted_24h, c.contacted_48h, c.contacted_7d
+FROM (SELECT 'month' AS grain, x.month AS period, x.* FROM t_service_level AS x
+      UNION ALL
+      SELECT 'all_months', {reference_date}::date, x.agency_code, NULL::date, x.referred,
+             x.contacted_24h, x.contacted_48h, x.contacted_7d, x.uncontacted_48h
+      FROM t_service_level_total AS x) AS t
+JOIN c ON c.grain = t.grain AND c.agency_code = t.agency_code AND c.period = t.period;

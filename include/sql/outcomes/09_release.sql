@@ -7,11 +7,17 @@
 CREATE TEMP TABLE t_release_key ON COMMIT DROP AS
 SELECT secret FROM outcomes.release_key;
 
--- Calls and the referral steps per agency and quarter of the call.
+-- Calls and the referral steps per agency and quarter of the call, and over all quarters
+-- (quarter NULL, all_quarters true: GROUPING SETS over the same exact monthly rows, never a sum
+-- of released cells). A total is rounded on its own, under its own cell key ('all').
 DELETE FROM outcomes.release_calls_quarterly;
-INSERT INTO outcomes.release_calls_quarterly
+INSERT INTO outcomes.release_calls_quarterly (agency_code, quarter, calls, cleared_by_charge,
+                                              non_charge, consent_given, consent_declined,
+                                              consent_other, referred, contacted, engaged,
+                                              all_quarters)
 WITH q AS (
     SELECT m.agency_code, date_trunc('quarter', m.month)::date AS quarter,
+           grouping(date_trunc('quarter', m.month)::date) = 1 AS all_quarters,
            sum(m.calls) AS calls, sum(m.cleared_by_charge) AS cleared_by_charge,
            sum(m.non_charge) AS non_charge, sum(m.consent_given) AS consent_given,
            sum(m.consent_declined) AS consent_declined,
@@ -19,14 +25,16 @@ WITH q AS (
                AS consent_other
     FROM t_calls_monthly AS m
     WHERE m.patrol_zone = '(all)'
-    GROUP BY m.agency_code, date_trunc('quarter', m.month)::date
+    GROUP BY GROUPING SETS ((m.agency_code, date_trunc('quarter', m.month)::date),
+                            (m.agency_code))
 ), f AS (
     SELECT agency_code, date_trunc('quarter', month)::date AS quarter,
+           grouping(date_trunc('quarter', month)::date) = 1 AS all_quarters,
            sum(count) FILTER (WHERE step = 'referred') AS referred,
            sum(count) FILTER (WHERE step = 'contacted') AS contacted,
            sum(count) FILTER (WHERE step = 'engaged') AS engaged
     FROM t_funnel
-    GROUP BY agency_code, date_trunc('quarter', month)::date
+    GROUP BY GROUPING SETS ((agency_code, date_trunc('quarter', month)::date), (agency_code))
 )
 SELECT q.agency_code, q.quarter,
        outcomes.release_count(v.calls, {min_cell}, k.secret, c || 'calls'),
@@ -37,26 +45,31 @@ SELECT q.agency_code, q.quarter,
        outcomes.release_count(v.consent_other, {min_cell}, k.secret, c || 'consent_other'),
        outcomes.release_count(v.referred, {min_cell}, k.secret, c || 'referred'),
        outcomes.release_count(v.contacted, {min_cell}, k.secret, c || 'contacted'),
-       outcomes.release_count(v.engaged, {min_cell}, k.secret, c || 'engaged')
+       outcomes.release_count(v.engaged, {min_cell}, k.secret, c || 'engaged'),
+       q.all_quarters
 FROM q
-LEFT JOIN f USING (agency_code, quarter)
+LEFT JOIN f ON f.agency_code = q.agency_code AND f.all_quarters = q.all_quarters
+           AND f.quarter IS NOT DISTINCT FROM q.quarter
 CROSS JOIN t_release_key AS k
 CROSS JOIN LATERAL (SELECT q.calls, q.cleared_by_charge, q.non_charge, q.consent_given,
                            q.consent_declined, q.consent_other, coalesce(f.referred, 0) AS referred,
                            coalesce(f.contacted, 0) AS contacted,
                            coalesce(f.engaged, 0) AS engaged) AS v
-CROSS JOIN LATERAL (SELECT concat_ws('|', 'calls_quarterly', q.agency_code, q.quarter, '')
-                    AS c) AS ck;
+CROSS JOIN LATERAL (SELECT concat_ws('|', 'calls_quarterly', q.agency_code,
+                                     coalesce(q.quarter::text, 'all'), '') AS c) AS ck;
 
--- First contact against service levels per quarter of the call.
+-- First contact against service levels per quarter of the call, and over all quarters.
 DELETE FROM outcomes.release_service_level_quarterly;
-INSERT INTO outcomes.release_service_level_quarterly
+INSERT INTO outcomes.release_service_level_quarterly (agency_code, quarter, referred, share_24h,
+                                                      share_48h, share_7d, uncontacted_48h,
+                                                      all_quarters)
 WITH q AS (
     SELECT agency_code, date_trunc('quarter', month)::date AS quarter,
+           grouping(date_trunc('quarter', month)::date) = 1 AS all_quarters,
            sum(referred) AS referred, sum(contacted_24h) AS c24, sum(contacted_48h) AS c48,
            sum(contacted_7d) AS c7, sum(uncontacted_48h) AS unc
     FROM t_service_level
-    GROUP BY agency_code, date_trunc('quarter', month)::date
+    GROUP BY GROUPING SETS ((agency_code, date_trunc('quarter', month)::date), (agency_code))
 ), r AS (
     SELECT q.*,
            outcomes.release_count(q.referred, {min_cell}, k.secret, c || 'referred') AS r_ref,
@@ -66,8 +79,8 @@ WITH q AS (
            outcomes.release_count(q.unc, {min_cell}, k.secret, c || 'uncontacted_48h') AS r_unc
     FROM q
     CROSS JOIN t_release_key AS k
-    CROSS JOIN LATERAL (SELECT concat_ws('|', 'service_level', q.agency_code, q.quarter, '')
-                        AS c) AS ck
+    CROSS JOIN LATERAL (SELECT concat_ws('|', 'service_level', q.agency_code,
+                                         coalesce(q.quarter::text, 'all'), '') AS c) AS ck
 )
 SELECT agency_code, quarter, r_ref,
        CASE WHEN referred >= {min_cell} AND r24 IS NOT NULL AND r_ref > 0
@@ -76,7 +89,7 @@ SELECT agency_code, quarter, r_ref,
             THEN least(1, round(r48::numeric / r_ref, 3)) END,
        CASE WHEN referred >= {min_cell} AND r7 IS NOT NULL AND r_ref > 0
             THEN least(1, round(r7::numeric / r_ref, 3)) END,
-       r_unc
+       r_unc, all_quarters
 FROM r;
 
 -- Repeat contact per cohort (and 'all') and window.

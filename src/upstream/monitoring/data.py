@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from upstream.monitoring.views import SCHEMA, VIEWS, Filters
+from upstream.monitoring.views import SCHEMA, TOTAL_COLUMN, VIEWS, Filters
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +115,16 @@ def _select(view_name: str, filters: Filters) -> tuple[sql.Composed, dict[str, A
     if filters.agency is not None and not view.all_agencies:
         where.append(sql.SQL("agency_code = %(agency)s"))
         params["agency"] = filters.agency
+    # a row over all months (month NULL) is shown whatever the period: it says "All months"
+    either = sql.SQL(" OR {}").format(sql.Identifier(TOTAL_COLUMN)) if view.has_total \
+        else sql.SQL("")
     if view.period_column and filters.month_from:
-        where.append(sql.SQL("{} >= %(start)s").format(sql.Identifier(view.period_column)))
+        where.append(sql.SQL("({} >= %(start)s{})").format(sql.Identifier(view.period_column),
+                                                          either))
         params["start"] = filters.month_from
     if view.period_column and filters.month_to:
-        where.append(sql.SQL("{} < %(end)s").format(sql.Identifier(view.period_column)))
+        where.append(sql.SQL("({} < %(end)s{})").format(sql.Identifier(view.period_column),
+                                                       either))
         params["end"] = filters.end_exclusive
     query = sql.SQL("SELECT {cols} FROM {view}{where} ORDER BY {order}").format(
         cols=sql.SQL(", ").join(sql.Identifier(c) for c in view.column_names),

@@ -9,8 +9,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from upstream.monitoring.labels import COHORT_LABELS, STEP_LABELS, label
 from upstream.monitoring.tables import Table, display, month_label
-from upstream.monitoring.views import COHORT_LABELS, SHARE, STEP_LABELS, label
+from upstream.monitoring.views import SHARE
 
 BASELINE = re.compile(r"baseline|pre[-_ ]?program|before", re.IGNORECASE)
 
@@ -60,7 +61,8 @@ def _flag_over_base(t: Table, rows: Sequence[Mapping[str, Any]]) -> list[str]:
                 cell.attrs["title"] = f"Above 100%: {reason}."
         step = row.get("step")
         base = label(FUNNEL_BASE.get(str(step or ""), "the step before"), STEP_LABELS)
-        notes.append(f"* {label(step, STEP_LABELS)}, {month_label(row['month'])}: "
+        when = "all months" if row.get("month") is None else month_label(row["month"])
+        notes.append(f"* {label(step, STEP_LABELS)}, {when}: "
                      f"{display(SHARE, rate)} of {base.lower()}, because {reason}.")
     return notes
 

@@ -15,6 +15,13 @@ from markupsafe import Markup
 
 from upstream.monitoring import charts
 from upstream.monitoring.data import Snapshot
+from upstream.monitoring.labels import (
+    COHORT_LABELS,
+    COHORT_ORDER,
+    MEASURE_LABELS,
+    STEP_LABELS,
+    label,
+)
 from upstream.monitoring.notes import _flag_over_base, empty_cohort_notes, is_baseline
 from upstream.monitoring.tables import (
     Table,
@@ -26,15 +33,11 @@ from upstream.monitoring.tables import (
 )
 from upstream.monitoring.views import (
     ALL_ZONES,
-    COHORT_LABELS,
-    COHORT_ORDER,
     COUNT,
-    MEASURE_LABELS,
     SHARE,
-    STEP_LABELS,
     VIEWS,
     has_suppressed_count,
-    label,
+    is_total,
 )
 
 
@@ -50,6 +53,13 @@ class Section:
     csv: list[str] = field(default_factory=list)  # view names
 
 
+def _split_totals(rows: Iterable[Mapping[str, Any]]) -> tuple[list, list]:
+    """(monthly rows, rows over all months): charts and "latest month" use the months only;
+    tables show the total rows after them, reading "All months"."""
+    rows = list(rows)
+    return [r for r in rows if not is_total(r)], [r for r in rows if is_total(r)]
+
+
 def _months(rows: Iterable[Mapping[str, Any]], column: str = "month") -> list[date]:
     return sorted({r[column] for r in rows if r.get(column) is not None})
 
@@ -60,7 +70,7 @@ def _unavailable_notes(snapshot: Snapshot, names: Sequence[str]) -> list[str]:
 
 
 def calls_section(s: Snapshot) -> Section:
-    rows = s.tables.get("calls_monthly", [])
+    rows, over_all = _split_totals(s.tables.get("calls_monthly", []))
     totals = sorted((r for r in rows if r.get("patrol_zone") == ALL_ZONES),
                     key=lambda r: r["month"])
     zones = [r for r in rows if r.get("patrol_zone") != ALL_ZONES]
@@ -75,10 +85,14 @@ def calls_section(s: Snapshot) -> Section:
                   "Intimate-partner-violence calls attended, split by whether a charge was laid. "
                   "The number above each bar is the month's total.",
                   charts=[(title, chart)], csv=["calls_monthly", "calls_daily"])
-    sec.tables.append(table("calls_monthly", totals, "Calls and consent to referral, agency total",
+    sec.tables.append(table("calls_monthly",
+                            totals + [r for r in over_all if r.get("patrol_zone") == ALL_ZONES],
+                            "Calls and consent to referral, agency total (last row: all months)",
                             hide=("agency_code", "patrol_zone")))
     if zones:
-        sec.more.append(table("calls_monthly", zones, "By patrol zone"))
+        sec.more.append(table("calls_monthly",
+                              zones + [r for r in over_all if r.get("patrol_zone") != ALL_ZONES],
+                              "By patrol zone"))
     daily = s.tables.get("calls_daily", [])
     if daily:
         sec.more.append(table("calls_daily", daily, "Per day"))
@@ -87,9 +101,10 @@ def calls_section(s: Snapshot) -> Section:
 
 
 def funnel_section(s: Snapshot) -> Section:
-    rows = sorted(s.tables.get("referral_funnel", []),
-                  key=lambda r: (r["month"], r.get("step_order") or 0))
-    months = _months(rows)
+    monthly, over_all = _split_totals(s.tables.get("referral_funnel", []))
+    rows = sorted(monthly, key=lambda r: (r["month"], r.get("step_order") or 0)) + sorted(
+        over_all, key=lambda r: r.get("step_order") or 0)
+    months = _months(monthly)
     sec = Section("funnel", "Referral funnel",
                   "From the call to a family-services contact: how many reached each step. "
                   "Each rate is relative to the step it follows from (referred ÷ consent "
@@ -105,7 +120,8 @@ def funnel_section(s: Snapshot) -> Section:
         sec.lead += f" The chart shows the latest month in the period ({month_label(latest)})."
     else:
         sec.charts.append(("", charts.empty_chart("chart-funnel", "Referral funnel")))
-    funnel_table = table("referral_funnel", rows, "Every month in the period",
+    funnel_table = table("referral_funnel", rows,
+                         "Every month in the period, then all months together",
                          hide=("agency_code", "step_order"))
     sec.tables.append(funnel_table)
     sec.notes = _unavailable_notes(s, ["referral_funnel"]) + _flag_over_base(funnel_table, rows)
@@ -113,7 +129,7 @@ def funnel_section(s: Snapshot) -> Section:
 
 
 def timeliness_section(s: Snapshot) -> Section:
-    rows = s.tables.get("timeliness", [])
+    rows, over_all = _split_totals(s.tables.get("timeliness", []))
     by_measure: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for r in rows:
         by_measure[str(r.get("measure") or "")].append(r)
@@ -143,7 +159,9 @@ def timeliness_section(s: Snapshot) -> Section:
     if not by_measure:
         sec.charts.append(("", charts.empty_chart("chart-time", "Time to first contact")))
     rows = sorted(rows, key=lambda r: (str(r.get("measure") or ""), r["month"]))
-    sec.tables.append(table("timeliness", rows, "Per month and measure"))
+    rows += sorted(over_all, key=lambda r: str(r.get("measure") or ""))
+    sec.tables.append(table("timeliness", rows, "Per month and measure, then all months "
+                            "(the median and percentiles of every referral, not of the months)"))
     sec.notes = _unavailable_notes(s, ["timeliness"])
     return sec
 
@@ -235,7 +253,8 @@ def survival_section(s: Snapshot) -> Section:
 
 
 def service_section(s: Snapshot) -> Section:
-    rows = sorted(s.tables.get("contact_service_level", []), key=lambda r: r["month"])
+    monthly, over_all = _split_totals(s.tables.get("contact_service_level", []))
+    rows = sorted(monthly, key=lambda r: r["month"])
     sec = Section("service", "First contact against service levels",
                   "Of the referrals delivered to the outreach organisation, the share with a "
                   "first contact within 24 hours, 48 hours and 7 days of delivery (situation "
@@ -250,7 +269,8 @@ def service_section(s: Snapshot) -> Section:
          charts.Series("Within 7 days", charts.SKY, [r.get("share_7d") for r in rows],
                        dashed=True)],
         value_label=lambda v: f"{v * 100:.0f}%", y_max=1.0)))
-    sec.tables.append(table("contact_service_level", rows, "Per month of the call"))
+    sec.tables.append(table("contact_service_level", rows + over_all,
+                            "Per month of the call, then all months"))
     sec.notes = _unavailable_notes(s, ["contact_service_level"])
     return sec
 
@@ -295,7 +315,8 @@ def quality_section(s: Snapshot) -> Section:
 
 def headline(s: Snapshot) -> tuple[str, list[tuple[str, str, str]]]:
     """The latest month's agency totals: (month label, [(label, text, column)])."""
-    totals = [r for r in s.tables.get("calls_monthly", []) if r.get("patrol_zone") == ALL_ZONES]
+    totals = [r for r in s.tables.get("calls_monthly", [])
+              if r.get("patrol_zone") == ALL_ZONES and not is_total(r)]
     if not totals:
         return "", []
     latest = max(totals, key=lambda r: r["month"])

@@ -15,8 +15,11 @@ from decimal import Decimal
 from typing import Any
 
 from upstream.monitoring.views import (
+    ALL_MONTHS_KEY,
+    ALL_MONTHS_LABEL,
     COUNT,
     DAY,
+    FLAG,
     HOURS,
     KEY_ATTRIBUTES,
     MONTH,
@@ -26,6 +29,7 @@ from upstream.monitoring.views import (
     TEXT,
     VIEWS,
     has_suppressed_count,
+    is_total,
     month_key,
     null_text,
 )
@@ -106,18 +110,23 @@ class Table:
 def table(view_name: str, rows: Iterable[Mapping[str, Any]], caption: str,
           hide: Sequence[str] = ("agency_code",)) -> Table:
     view = VIEWS[view_name]
-    shown = [c for c in view.columns if c.name not in hide]
+    shown = [c for c in view.columns if c.name not in hide and c.kind != FLAG]
     out: list[list[Cell]] = []
     for row in rows:
         suppressed = has_suppressed_count(view, row)
+        total = is_total(row)  # over all months: the month reads "All months"
         keys = {"table": view.name, "agency": raw(TEXT, row.get("agency_code"))}
         for k in view.keys:
             keys[KEY_ATTRIBUTES[k]] = raw(view.column(k).kind, row.get(k))
+            if total and view.column(k).kind == MONTH:
+                keys[KEY_ATTRIBUTES[k]] = ALL_MONTHS_KEY
         cells = []
         for c in shown:
             value = row.get(c.name)
             if c.name in view.keys:
-                cells.append(Cell(display(c.kind, value), {"scope": "row"}, header=True))
+                text = ALL_MONTHS_LABEL if total and c.kind == MONTH else display(c.kind, value)
+                attrs = {"scope": "row", "class": "total"} if total else {"scope": "row"}
+                cells.append(Cell(text, attrs, header=True))
                 continue
             attrs = {f"data-{k}": v for k, v in keys.items()}
             attrs["data-col"] = c.name

@@ -23,6 +23,12 @@ SHARE = "share"  # a proportion 0..1, shown as a percentage
 HOURS = "hours"  # a duration in hours
 INTEGER = "integer"  # a plain whole number that is not a count (window length)
 NUMBER = "number"  # a statistic shown as stored (chi-square, p-value, expected events)
+FLAG = "flag"  # a marker, not a figure: all_months (shown as the month cell "All months")
+
+# A row over all months has month NULL and all_months true (013_month_totals.sql).
+TOTAL_COLUMN = "all_months"
+ALL_MONTHS_LABEL = "All months"
+ALL_MONTHS_KEY = "all"  # its data-month attribute
 
 # A count of 1 to 4 is published as NULL. Shown as "<5", never as 0. (003_outcomes.sql also
 # withholds a few larger "complementary" cells so that a small one cannot be worked out from a
@@ -50,6 +56,7 @@ class View:
     period_column: str | None  # the month/date column the period filter applies to
     order_by: tuple[str, ...]
     all_agencies: bool = False  # every agency's row, whichever agency the page shows
+    has_total: bool = False  # has rows over all months (all_months), shown whatever the period
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -81,6 +88,7 @@ VIEWS: dict[str, View] = {
             _cols(
                 AGENCY,
                 ("month", MONTH, "Month"),
+                ("all_months", FLAG, "All months"),
                 ("patrol_zone", TEXT, "Patrol zone"),
                 ("calls", COUNT, "Calls"),
                 ("cleared_by_charge", COUNT, "Charged"),
@@ -93,6 +101,7 @@ VIEWS: dict[str, View] = {
             keys=("month", "patrol_zone"),
             period_column="month",
             order_by=("agency_code", "month", "patrol_zone"),
+            has_total=True,
         ),
         View(
             "calls_daily",
@@ -115,6 +124,7 @@ VIEWS: dict[str, View] = {
             _cols(
                 AGENCY,
                 ("month", MONTH, "Month"),
+                ("all_months", FLAG, "All months"),
                 ("step_order", INTEGER, "Step #"),
                 ("step", TEXT, "Step"),
                 ("count", COUNT, "Count"),
@@ -123,6 +133,7 @@ VIEWS: dict[str, View] = {
             keys=("month", "step"),
             period_column="month",
             order_by=("agency_code", "month", "step_order"),
+            has_total=True,
         ),
         View(
             "timeliness",
@@ -130,6 +141,7 @@ VIEWS: dict[str, View] = {
             _cols(
                 AGENCY,
                 ("month", MONTH, "Month"),
+                ("all_months", FLAG, "All months"),
                 ("measure", TEXT, "Measure"),
                 ("n", COUNT, "n"),
                 ("median_hours", HOURS, "Median (hours)"),
@@ -140,6 +152,7 @@ VIEWS: dict[str, View] = {
             keys=("month", "measure"),
             period_column="month",
             order_by=("agency_code", "measure", "month"),
+            has_total=True,
         ),
         View(
             "repeat_contact",
@@ -201,6 +214,7 @@ VIEWS: dict[str, View] = {
             _cols(
                 AGENCY,
                 ("month", MONTH, "Month"),
+                ("all_months", FLAG, "All months"),
                 ("referred", COUNT, "Referred"),
                 ("share_24h", SHARE, "Contacted within 24 h"),
                 ("share_48h", SHARE, "Within 48 h"),
@@ -210,6 +224,7 @@ VIEWS: dict[str, View] = {
             keys=("month",),
             period_column="month",
             order_by=("agency_code", "month"),
+            has_total=True,
         ),
         View(
             "data_quality_daily",
@@ -337,55 +352,20 @@ class Filters:
         return urlencode({k: v for k, v in params.items() if v})
 
 
+def is_total(row: dict) -> bool:
+    """A row over all months (all_months true)."""
+    return bool(row.get(TOTAL_COLUMN))
+
+
 def null_text(kind: str, row_has_suppressed_count: bool) -> str:
     """How a NULL reads: "<5" for a count; for a rate or time "suppressed" when its row has a
     suppressed count, else "–" (not applicable, or withheld because its base was)."""
     if kind == COUNT:
         return SUPPRESSED_COUNT
-    if kind in (TEXT, MONTH, DAY):
+    if kind in (TEXT, MONTH, DAY, FLAG):
         return ""
     return SUPPRESSED_VALUE if row_has_suppressed_count else NOT_APPLICABLE
 
 
 def has_suppressed_count(view: View, row: dict) -> bool:
     return any(c.kind == COUNT and row.get(c.name) is None for c in view.columns)
-
-
-# Readable names for the codes 003_outcomes.sql publishes (unknown codes are shown as they are,
-# with underscores as spaces).
-STEP_LABELS = {
-    "ipv_calls": "IPV calls",
-    "non_charge": "Not charged",
-    "consent_asked": "Consent asked",
-    "consent_given": "Consent given",
-    "referred": "Referred",
-    "contact_attempted": "Contact attempted",
-    "contacted": "Contacted",
-    "engaged": "Engaged",
-    "declined": "Declined",
-    "unreachable": "Unreachable",
-    "withdrawn": "Withdrawn",
-    "not_referred_outside_window": "Not referred: outside the referral window",
-}
-MEASURE_LABELS = {
-    "call_to_referral": "Call to referral",
-    "referral_to_first_contact": "Referral to first contact",
-}
-COHORT_LABELS = {
-    "baseline": "Baseline, before launch",
-    "engaged": "Engaged with services",
-    "referred_not_engaged": "Referred, not engaged",
-    "consent_declined": "Declined consent",
-    "consent_not_asked": "Not asked for consent",
-    "consent_given_not_delivered": "Consent given, not delivered",
-    "all": "All index calls (total)",
-}
-COHORT_ORDER = tuple(COHORT_LABELS)
-
-
-def label(code: str | None, labels: dict[str, str]) -> str:
-    text = "" if code is None else str(code)
-    if text in labels:
-        return labels[text]
-    cleaned = text.replace("_", " ").strip()
-    return cleaned[:1].upper() + cleaned[1:] if cleaned else text

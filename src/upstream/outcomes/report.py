@@ -28,7 +28,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from upstream.monitoring import charts
-from upstream.monitoring.views import COHORT_LABELS, label
+from upstream.monitoring.labels import COHORT_LABELS, label
 from upstream.warehouse.db import read_sql
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def load_release(agency: str | None = None, quarter: date | None = None, *,
                 psycopg.errors.InvalidSchemaName) as exc:
             raise ReleaseUnavailable(f"the release tier cannot be read: {type(exc).__name__}") \
                 from exc
-    quarters = [r["quarter"] for r in out.tables["calls_quarterly"]]
+    quarters = [r["quarter"] for r in out.tables["calls_quarterly"] if not r.get("all_quarters")]
     if out.quarter is None and quarters:
         out.quarter = quarters[-1]
     return out
@@ -167,11 +167,17 @@ CAVEATS = (
 )
 
 
+def _split(rows: list[dict[str, Any]], quarter: date | None) -> tuple[list, dict | None]:
+    """The quarters up to `quarter` (the last QUARTERS_SHOWN) and the all-quarters total row."""
+    total = next((x for x in rows if x.get("all_quarters")), None)
+    quarters = [x for x in rows if not x.get("all_quarters")
+                and (quarter is None or x["quarter"] <= quarter)]
+    return quarters[-QUARTERS_SHOWN:], total
+
+
 def _context(r: Release) -> dict[str, Any]:
-    calls = [x for x in r.tables.get("calls_quarterly", [])
-             if r.quarter is None or x["quarter"] <= r.quarter][-QUARTERS_SHOWN:]
-    service = [x for x in r.tables.get("service_level_quarterly", [])
-               if r.quarter is None or x["quarter"] <= r.quarter][-QUARTERS_SHOWN:]
+    calls, calls_total = _split(r.tables.get("calls_quarterly", []), r.quarter)
+    service, service_total = _split(r.tables.get("service_level_quarterly", []), r.quarter)
     labels = [(quarter_label(x["quarter"]), "") for x in calls]
     calls_chart = charts.stacked_bars(
         "report-calls", "Calls per quarter", labels,
@@ -204,6 +210,7 @@ def _context(r: Release) -> dict[str, Any]:
     return {
         "agency": r.agency or "", "quarter": quarter_label(r.quarter) if r.quarter else "",
         "build": r.build or {}, "calls": calls, "service": service,
+        "calls_total": calls_total, "service_total": service_total,
         "calls_chart": calls_chart, "service_chart": service_chart,
         "survival_chart": survival_chart, "current": current,
         "current_service": current_service, "cohorts": cohorts, "at_risk": at_risk,
@@ -232,6 +239,7 @@ p.sub { color: #595959; margin: 0 0 4mm; }
 table { border-collapse: collapse; margin: 2mm 0 4mm; font-size: 9pt; }
 th, td { border-bottom: 1px solid #d9d9d9; padding: 1.2mm 2.5mm; text-align: left; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr.total th, tr.total td { border-top: 2px solid #9aa3ad; font-weight: bold; }
 thead th { border-bottom: 2px solid #9aa3ad; color: #595959; }
 svg.chart { width: 100%; height: auto; }
 section { break-inside: avoid; }
@@ -272,7 +280,13 @@ small counts withheld.</p>
 <td class="n">{{ count(x.cleared_by_charge) }}</td><td class="n">{{ count(x.non_charge) }}</td>
 <td class="n">{{ count(x.consent_given) }}</td><td class="n">{{ count(x.referred) }}</td>
 <td class="n">{{ count(x.contacted) }}</td><td class="n">{{ count(x.engaged) }}</td></tr>
-{% endfor %}</tbody></table>
+{% endfor %}{% if calls_total %}{% set x = calls_total %}<tr class="total"><th>All quarters</th><td class="n">{{ count(x.calls) }}</td>
+<td class="n">{{ count(x.cleared_by_charge) }}</td><td class="n">{{ count(x.non_charge) }}</td>
+<td class="n">{{ count(x.consent_given) }}</td><td class="n">{{ count(x.referred) }}</td>
+<td class="n">{{ count(x.contacted) }}</td><td class="n">{{ count(x.engaged) }}</td></tr>
+{% endif %}</tbody></table>
+<p class="sub">All quarters: every quarter since the first call, not only those shown; rounded on
+its own, so it need not equal the sum of the rounded quarters.</p>
 </section>
 
 <section id="service">
@@ -283,7 +297,10 @@ small counts withheld.</p>
 {% for x in service %}{% set empty = x.referred == 0 %}<tr><th>{{ quarter_label(x.quarter) }}</th><td class="n">{{ count(x.referred) }}</td>
 <td class="n">{{ "–" if empty else share(x.share_24h) }}</td><td class="n">{{ "–" if empty else share(x.share_48h) }}</td>
 <td class="n">{{ "–" if empty else share(x.share_7d) }}</td><td class="n">{{ count(x.uncontacted_48h) }}</td></tr>
-{% endfor %}</tbody></table>
+{% endfor %}{% if service_total %}{% set x = service_total %}{% set empty = x.referred == 0 %}<tr class="total"><th>All quarters</th><td class="n">{{ count(x.referred) }}</td>
+<td class="n">{{ "–" if empty else share(x.share_24h) }}</td><td class="n">{{ "–" if empty else share(x.share_48h) }}</td>
+<td class="n">{{ "–" if empty else share(x.share_7d) }}</td><td class="n">{{ count(x.uncontacted_48h) }}</td></tr>
+{% endif %}</tbody></table>
 </section>
 
 <section id="survival">
