@@ -24,6 +24,7 @@ from upstream.contract import COLUMNS, REQUIRED_COLUMNS
 from upstream.ingest import Delivery, build_typed_table
 from upstream.pseudonyms import hmac_pads, pseudonym
 from upstream.rules import RULES
+from upstream.warehouse.sql import read_sql
 
 # ---------------------------------------------------------------------------------------------
 # SQL helpers
@@ -230,9 +231,9 @@ def test_rules_on_typed_rows(conn: psycopg.Connection, overrides: Mapping[str, A
     raw = sql.Identifier("staging", f"load_{file_id}_raw")
     typed = sql.Identifier("staging", f"load_{file_id}_typed")
     cols = list(COLUMNS)
-    conn.execute(sql.SQL(
-        "CREATE UNLOGGED TABLE {} (row_number integer GENERATED ALWAYS AS IDENTITY, {})"
-    ).format(raw, sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in cols)))
+    conn.execute(sql.SQL(read_sql("ingest/create_raw_table.sql")).format(
+        raw=raw, cols=sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in cols)))
+    conn.execute(read_sql("ingest/set_copy_file.sql"), {"file_id": str(file_id)})
     values = VALID | dict(overrides)
     conn.execute(sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
         raw, sql.SQL(", ").join(map(sql.Identifier, cols)),

@@ -1,17 +1,23 @@
--- Typed copy of one staged extract: every raw text column, the parsed values next to them,
--- the file-level constants the rules compare against, and `failed_rules`: the names of every
--- contract rule (upstream.rules) the row breaks, evaluated in this ONE pass over the file.
--- {raw}, {typed}: identifiers; {expected_agency}, {latest_allowed_at}, {extract_year}:
--- literals; {failed_rules}: the array expression built from the rule predicates;
--- {inner_key}, {outer_key}: scalar subqueries reading the HMAC pads (evaluated once).
+-- Typed copy of staged extracts of ONE agency, for the nightly load (one file) and the history
+-- import (a batch of files): every raw text column, the parsed values next to them, the
+-- file-level constants the rules compare against, and `failed_rules`: the names of every
+-- contract rule (upstream.rules) the row breaks, evaluated in this ONE pass.
+-- Each raw row carries its file_id; {files} gives per file the constants (extract day,
+-- generated_at, extract year) and its first raw row, so row_number counts from 1 in each file.
+-- {files} is a plain staging table, not a temp one: a query that reads a temp table gets no
+-- parallel workers. {raw}, {typed}, {files}: identifiers; {expected_agency}: literal;
+-- {failed_rules}: the array expression built from the rule predicates; {inner_key},
+-- {outer_key}: scalar subqueries reading the HMAC pads (evaluated once).
 -- The pseudonyms (victim_key, accused_key, address_key) are computed here too, so that they
 -- run in the parallel workers of this CREATE TABLE AS rather than in the serial merge. The
--- HMAC pads come from transaction-local settings set with bind parameters (see
--- upstream.ingest.build_typed_table): the key never appears in SQL text.
+-- HMAC pads come from transaction-local settings set with bind parameters
+-- (upstream.pseudonyms.set_pads): the key never appears in SQL text.
 CREATE UNLOGGED TABLE {typed} AS
 SELECT t.*, {failed_rules} AS failed_rules
 FROM (
     SELECT r.*,
+           (r.raw_row - f.first_row + 1)::integer           AS row_number,
+           f.extract_date                                   AS extract_date,
            staging.parse_int(r.record_version)              AS record_version_int,
            staging.parse_timestamptz(r.call_received_at)    AS call_received_ts,
            staging.parse_timestamptz(r.cleared_at)          AS cleared_ts,
@@ -22,8 +28,8 @@ FROM (
            staging.parse_int(r.victim_birth_year)           AS victim_birth_year_int,
            coalesce(d.occurrences, 1)                       AS incident_occurrences,
            {expected_agency}::text                          AS expected_agency,
-           LEAST({latest_allowed_at}::timestamptz, now())   AS latest_allowed_at,
-           {extract_year}::int                              AS extract_year,
+           LEAST(f.generated_at, now())                     AS latest_allowed_at,
+           f.extract_year                                   AS extract_year,
            core.hmac_sha256_hex({inner_key}, {outer_key},
                                 'person:' || r.agency_code || ':' || r.victim_person_id)  AS victim_key,
            core.hmac_sha256_hex({inner_key}, {outer_key},
@@ -31,10 +37,13 @@ FROM (
            core.hmac_sha256_hex({inner_key}, {outer_key},
                                 'address:' || r.agency_code || ':' || r.address_id)       AS address_key
     FROM {raw} AS r
-    -- duplicates by a grouped join, not a window: no sort of the whole file
-    LEFT JOIN (SELECT incident_id, count(*) AS occurrences FROM {raw}
-               WHERE incident_id IS NOT NULL GROUP BY incident_id HAVING count(*) > 1) AS d
-           ON d.incident_id = r.incident_id
+    JOIN {files} AS f USING (file_id)
+    -- "unique within the file": duplicates per file by a grouped join, not a window (no sort
+    -- of the whole file)
+    LEFT JOIN (SELECT file_id, incident_id, count(*) AS occurrences FROM {raw}
+               WHERE incident_id IS NOT NULL GROUP BY file_id, incident_id
+               HAVING count(*) > 1) AS d
+           ON d.file_id = r.file_id AND d.incident_id = r.incident_id
     -- OFFSET 0 keeps this subquery from being flattened into the outer one. Flattened, every
     -- rule that mentions a parsed column would parse it again (six timestamp parses a row
     -- instead of one): measured 2.5x slower for the whole statement.

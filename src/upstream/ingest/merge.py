@@ -62,11 +62,10 @@ def merge(conn: psycopg.Connection, file_id: int, delivery: Delivery, result: Lo
     """One transaction: supersede an older extract of the day, add this file's versions,
     re-derive the current calls and the contact details of the incidents involved."""
     typed = typed_table(file_id)
-    params = {"file_id": file_id, "extract_date": delivery.extract_date,
-              "agency": delivery.agency_code}
+    params = {"file_ids": [file_id]}
     with conn.transaction():
         conn.execute(read_sql("load/create_affected_incidents.sql"))
-        conn.execute(sql.SQL(read_sql("load/affected_from_file.sql")).format(typed=typed))
+        conn.execute(sql.SQL(read_sql("load/affected_from_files.sql")).format(typed=typed), params)
         supersede_day(conn, file_id, delivery)
         cur = conn.execute(sql.SQL(read_sql("load/insert_call_versions.sql")).format(typed=typed),
                            params)

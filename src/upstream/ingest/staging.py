@@ -17,7 +17,7 @@ from upstream.ingest.header import BOM, Header
 from upstream.ingest.manifest import COPY_BLOCK, Delivery
 from upstream.pseudonyms import set_pads
 from upstream.warehouse.sql import read_sql
-from upstream.warehouse.staging import staging_names, suspect_table
+from upstream.warehouse.staging import batch_files_table, staging_names, suspect_table
 
 _LINE_RE = re.compile(r"line (\d+)")
 
@@ -79,6 +79,7 @@ def copy_to_staging(conn: psycopg.Connection, file_id: int | str, csv_path: Path
     conn.execute(sql.SQL(read_sql("ingest/create_raw_table.sql")).format(
         raw=raw, cols=sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c))
                                          for c in all_cols)))
+    conn.execute(read_sql("ingest/set_copy_file.sql"), {"file_id": str(file_id)})
     try:
         return copy_file(conn, copy_statement(raw, cols), csv_path, header.has_bom)
     except psycopg.errors.DataError as exc:
@@ -102,12 +103,16 @@ def failed_rules_expression() -> sql.Composable:
 def build_typed_table(conn: psycopg.Connection, file_id: int | str, agency: str,
                       delivery: Delivery) -> None:
     raw, typed = staging_names(file_id)
+    files = batch_files_table(file_id)
+    conn.execute(sql.SQL(read_sql("validate/one_file_table.sql")).format(
+        files=files, file_id=sql.Literal(int(file_id)),
+        extract_date=sql.Literal(delivery.extract_date),
+        generated_at=sql.Literal(delivery.generated_at),
+        extract_year=sql.Literal(delivery.extract_date.year)))
     pads = set_pads(conn)
     conn.execute(sql.SQL(read_sql("validate/typed_table.sql")).format(
-        raw=raw, typed=typed,
+        raw=raw, typed=typed, files=files,
         expected_agency=sql.Literal(agency),
-        latest_allowed_at=sql.Literal(delivery.generated_at),
-        extract_year=sql.Literal(delivery.extract_date.year),
         failed_rules=failed_rules_expression(),
         **pads,
     ))

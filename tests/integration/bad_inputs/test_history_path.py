@@ -12,7 +12,14 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from support.bad_inputs import AGENCY, Env, truncate_warehouse, write_rows
+from support.bad_inputs import (
+    AGENCY,
+    Env,
+    declined_row,
+    filler_rows,
+    truncate_warehouse,
+    write_rows,
+)
 from support.history import dump, nightly
 from test_refused_files import REFUSALS, small_rows
 from test_unusual_valid_files import UNUSUAL
@@ -25,11 +32,24 @@ pytestmark = pytest.mark.integration
 FIRST = date(2022, 3, 1)
 
 
+def _one_bad_row(s, d: date) -> None:
+    """1 of 4 rows breaks a rule: 25% is above the share limit, 1 row is not above the count
+    limit, so the row is quarantined and the file loads (both limits must be exceeded)."""
+    write_rows(s, d, [*small_rows(d), declined_row(d, 4, call_source="9-1-1")])
+
+
+def _mostly_bad_rows(s, d: date) -> None:
+    """7 of 10 rows break a rule: both limits exceeded, the file is refused."""
+    write_rows(s, d, [*filler_rows(d, 3, seed=7, prefix="Q"),
+                      *(declined_row(d, 10 + i, call_source="9-1-1") for i in range(7))])
+
+
 def _deliver_catalogue(env: Env) -> list[date]:
     """good, case, good, case, ..., good: one file a day."""
     days: list[date] = []
     writers = [lambda s, d, c=c: c.write(s, d) for c in REFUSALS if not c.bug]
     writers += [lambda s, d, c=c: c.write(s, d, c.rows(d)) for c in UNUSUAL if not c.bug]
+    writers += [_one_bad_row, _mostly_bad_rows]
     d = FIRST
     for write in writers:
         write_rows(env.settings, d, small_rows(d))
@@ -53,6 +73,8 @@ def test_catalogue_through_the_import_equals_night_by_night(env: Env) -> None:
     bulk = dump(env.url)
     # every case was delivered and judged: most refusals, the unusual files loaded
     assert len(summary.refused) >= 50 and summary.files_loaded > len(UNUSUAL), summary.render()
+    assert "7 of 10 rows (70.0%) broke contract rules, above both limits" in summary.render()
+    assert summary.quarantined_by_rule["call_source.enum"] == 1 + 7
     assert bulk.keys() == by_night.keys()
     for table in bulk:
         assert bulk[table] == by_night[table], table

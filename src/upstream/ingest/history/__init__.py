@@ -2,8 +2,8 @@
 
 Every file goes through what `ingest.load_extract` does to it: the manifest checks
 (`ingest.verify_manifest`), the header checks, COPY with the same refusals, the same typed
-columns, rules and pseudonyms (include/sql/history/typed_batch.sql mirrors
-validate/typed_table.sql per file), the same GX suite (`validation.validate_staged_file`), the
+columns, rules and pseudonyms (include/sql/validate/typed_table.sql, one statement for both
+paths), the same GX suite (`validation.validate_staged_file`), the
 same quarantine and refusal share, and the nightly merge's statements. What changes is the unit
 of work: one staging table, one typed pass and ONE GX checkpoint per batch of files, and one
 merge per *segment* (consecutive files in extract-date order; a re-extract of a day already

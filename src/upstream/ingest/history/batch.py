@@ -19,6 +19,7 @@ from upstream import ingest
 from upstream.contract import COLUMNS
 from upstream.ingest.history.progress import ImportSummary, Progress
 from upstream.ingest.history.stream import Group, tagged_file
+from upstream.ingest.load import quarantine_refusal, quarantine_refuses
 from upstream.ingest.merge import check_integrity, rederive_current_calls, supersede_day
 from upstream.ingest.staging import (
     copy_failure_message,
@@ -203,7 +204,7 @@ class Batch:
         (history/stream.py); the others, and every file of a group whose COPY fails, one by one."""
         conn = self.conn
         drop_staging(conn, self.key)
-        conn.execute(sql.SQL(read_sql("history/create_raw_table.sql")).format(
+        conn.execute(sql.SQL(read_sql("ingest/create_raw_table.sql")).format(
             raw=self.raw,
             cols=sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in COLUMNS)))
         extras: set[str] = set()
@@ -290,7 +291,7 @@ class Batch:
 
     def _copy(self, f: _File, cols: list[str], refuse) -> tuple[int, str]:
         conn = self.conn
-        conn.execute(read_sql("history/set_copy_file.sql"), {"file_id": str(f.file_id)})
+        conn.execute(read_sql("ingest/set_copy_file.sql"), {"file_id": str(f.file_id)})
         return copy_file(conn, copy_statement(self.raw, cols), f.delivery.csv_path,
                          f.header.has_bom)
 
@@ -314,7 +315,7 @@ class Batch:
         conn.execute(sql.SQL(read_sql("history/copy_batch_files.sql")).format(
             files=files_table, raw=self.raw))
         pads = set_pads(conn)
-        conn.execute(sql.SQL(read_sql("history/typed_batch.sql")).format(
+        conn.execute(sql.SQL(read_sql("validate/typed_table.sql")).format(
             raw=self.raw, typed=self.typed, files=files_table,
             expected_agency=sql.Literal(self.agency),
             failed_rules=failed_rules_expression(), **pads))
@@ -345,7 +346,6 @@ class Batch:
         for r in conn.execute(sql.SQL(read_sql("history/rule_counts_per_file.sql")).format(
                 suspect=self.suspect)):
             by_rule.setdefault(r["file_id"], {})[r["rule"]] = r["n"]
-        max_share = self.settings.validate.quarantine_max_share
         for f in files:
             res = f.result
             res.data_docs_path = report.data_docs_path
@@ -354,14 +354,11 @@ class Batch:
             res.quarantined_share = res.rows_quarantined / f.rows if f.rows else 0.0
             self.summary.quarantined_by_rule.update(res.quarantine_by_rule)
             self.summary.rows_quarantined += res.rows_quarantined
-            if res.rows_quarantined and res.quarantined_share > max_share:
-                # load_extract's message, word for word
-                where = f"{self.agency} {f.delivery.extract_date.isoformat()}"
-                self.refuse(f, f.delivery.extract_date, ingest.RefusedFile(
-                    f"{where}: {res.rows_quarantined} of {f.rows} rows "
-                    f"({res.quarantined_share:.1%}) broke contract rules, above the "
-                    f"{max_share:.1%} limit: nothing loaded "
-                    f"(top rules: {ingest.top_rules(res.quarantine_by_rule)})"))
+            if quarantine_refuses(self.settings, res.rows_quarantined, f.rows):
+                # load_extract's rule (both limits) and message, word for word
+                self.refuse(f, f.delivery.extract_date, self._refusal(f.delivery)(
+                    f"{quarantine_refusal(self.settings, res.rows_quarantined, f.rows)}: "
+                    f"nothing loaded (top rules: {ingest.top_rules(res.quarantine_by_rule)})"))
         conn.commit()  # the quarantine report stays, whatever happens next
         self.summary.seconds_by_phase["quarantine"] += time.perf_counter() - began
 
@@ -383,15 +380,15 @@ class Batch:
         params = {"file_ids": ids}
         with conn.transaction():
             conn.execute(read_sql("load/create_affected_incidents.sql"))
-            affected = conn.execute(sql.SQL(read_sql("history/affected_from_batch.sql")).format(
+            affected = conn.execute(sql.SQL(read_sql("load/affected_from_files.sql")).format(
                 typed=typed), params).rowcount
             head = seg[0]
             if head.supersedes:  # only a segment's first file supersedes (see _segments)
                 supersede_day(conn, head.file_id, head.delivery)
-            conn.execute(sql.SQL(read_sql("history/insert_call_versions.sql")).format(
+            conn.execute(sql.SQL(read_sql("load/insert_call_versions.sql")).format(
                 typed=typed), params)
             rederive_current_calls(conn, large=affected > 10_000)
-            conn.execute(sql.SQL(read_sql("history/upsert_contacts.sql")).format(typed=typed),
+            conn.execute(sql.SQL(read_sql("load/upsert_contacts.sql")).format(typed=typed),
                          params)
             check_integrity(conn, ids[0], f"{self.agency}: history merge")
             loaded = {r["file_id"]: r["n"] for r in conn.execute(
