@@ -39,6 +39,7 @@ from upstream.ingest.history.progress import (
 from upstream.settings import Settings, load_settings
 from upstream.warehouse import db
 from upstream.warehouse.locks import lock_agency, unlock_agency
+from upstream.warehouse.sql import statement_folder
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,8 @@ def import_history(start: date, end: date, agencies: Iterable[str] | None = None
     def one_agency(agency: str) -> ImportSummary:
         part = ImportSummary(start, end, (agency,))
         with db.connect(url, role=db.LOADER) as conn:
-            conn.execute(db.read_sql("ingest/session/02_work_mem.sql"))
+            for statement in statement_folder("ingest/session"):  # as the nightly load's
+                conn.execute(statement)
             conn.commit()
             lock_agency(conn, agency, shared=False)
             try:
