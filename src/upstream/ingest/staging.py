@@ -79,7 +79,7 @@ def copy_to_staging(conn: psycopg.Connection, file_id: int | str, csv_path: Path
     conn.execute(sql.SQL(read_sql("ingest/create_raw_table.sql")).format(
         raw=raw, cols=sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c))
                                          for c in all_cols)))
-    conn.execute(read_sql("ingest/set_copy_file.sql"), {"file_id": str(file_id)})
+    conn.execute(read_sql("ingest/set_copy_file.sql"), {"file_id": str(_row_file_id(file_id))})
     try:
         return copy_file(conn, copy_statement(raw, cols), csv_path, header.has_bom)
     except psycopg.errors.DataError as exc:
@@ -88,6 +88,12 @@ def copy_to_staging(conn: psycopg.Connection, file_id: int | str, csv_path: Path
     except psycopg.errors.InternalError_ as exc:  # e.g. COPY's "malformed" failures
         conn.rollback()
         raise refuse(copy_failure_message(exc)) from None
+
+
+def _row_file_id(key: int | str) -> int:
+    """The file_id the staged rows carry: the load's file id; 0 for a staging key that is not
+    one (`upstream validate` checks a file without registering it)."""
+    return int(key) if str(key).isdigit() else 0
 
 
 def failed_rules_expression() -> sql.Composable:
@@ -105,7 +111,7 @@ def build_typed_table(conn: psycopg.Connection, file_id: int | str, agency: str,
     raw, typed = staging_names(file_id)
     files = batch_files_table(file_id)
     conn.execute(sql.SQL(read_sql("validate/one_file_table.sql")).format(
-        files=files, file_id=sql.Literal(int(file_id)),
+        files=files, file_id=sql.Literal(_row_file_id(file_id)),
         extract_date=sql.Literal(delivery.extract_date),
         generated_at=sql.Literal(delivery.generated_at),
         extract_year=sql.Literal(delivery.extract_date.year)))
