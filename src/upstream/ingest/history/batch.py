@@ -387,7 +387,10 @@ class Batch:
                 supersede_day(conn, head.file_id, head.delivery)
             conn.execute(sql.SQL(read_sql("load/insert_call_versions.sql")).format(
                 typed=typed), params)
-            rederive_current_calls(conn, large=affected > 10_000)
+            # Hash joins only while core.call is small beside the segment (the planner's
+            # nested loop then was quadratic); into millions of stored calls, index probes.
+            stored = conn.execute(read_sql("load/current_call_estimate.sql")).fetchone()["n"]
+            rederive_current_calls(conn, large=affected > 10_000 and stored < 4 * affected)
             conn.execute(sql.SQL(read_sql("load/upsert_contacts.sql")).format(typed=typed),
                          params)
             check_integrity(conn, ids[0], f"{self.agency}: history merge")
