@@ -34,6 +34,7 @@ from support.env import empty_every_table
 from support.leaks import files_containing, find_text, staging_tables
 from upstream.contract import COLUMNS, REQUIRED_COLUMNS
 from upstream.dev import generate
+from upstream.dev.generate.files import fmt  # the generator's own field formatting
 from upstream.ingest import LoadResult, load_extract, pseudonym
 from upstream.settings import Settings, pseudonym_key
 
@@ -180,16 +181,6 @@ def filler_rows(d: date, count: int, seed: int, prefix: str = "F") -> list[dict[
 
 # ---------------------------------------------------------------------------------------------
 # Writing deliveries
-
-
-def fmt(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    return str(value)
 
 
 def render(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = FIELDS, *,

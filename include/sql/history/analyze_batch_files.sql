@@ -1,1 +1,3 @@
-ANALYZE pg_temp.hist_file
+-- Statistics for the typed pass's planner (row counts decide its parallel workers).
+ANALYZE {files};
+ANALYZE {raw}

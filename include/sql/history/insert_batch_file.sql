@@ -1,1 +1,2 @@
-INSERT INTO pg_temp.hist_file VALUES (%s, %s, %s, %s, %s)
+INSERT INTO {files} (file_id, extract_date, generated_at, extract_year)
+VALUES (%s, %s, %s, %s)

@@ -20,22 +20,18 @@ SELECT row_number() OVER (ORDER BY x.grain, x.agency_code, x.period, x.patrol_zo
        x.grain, x.agency_code, x.period, x.patrol_zone, x.measure, x.ord, x.value,
        CASE WHEN x.value BETWEEN 1 AND 4 THEN 0 END AS sround
 FROM (
-    -- calls_monthly: every zone row and the agency total, seven published measures
-    SELECT 'month' AS grain, m.agency_code, m.month AS period, m.patrol_zone, v.measure, v.ord,
-           v.value
-    FROM t_calls_monthly AS m
-    CROSS JOIN LATERAL (VALUES
-        ('calls', 1, m.calls), ('cleared_by_charge', 2, m.cleared_by_charge),
-        ('non_charge', 3, m.non_charge), ('consent_given', 4, m.consent_given),
-        ('consent_declined', 5, m.consent_declined),
-        ('consent_not_asked', 6, m.consent_not_asked),
-        ('consent_unable_to_ask', 7, m.consent_unable_to_ask)
-    ) AS v(measure, ord, value)
-    UNION ALL
-    -- calls_monthly totals over all months, per zone and '(all)'
-    SELECT 'all_months', m.agency_code, {reference_date}::date, m.patrol_zone, v.measure, v.ord,
-           v.value
-    FROM t_calls_months_total AS m
+    -- calls_monthly: every zone row and the agency total, seven published measures, per month
+    -- and over all months (grain 'all_months', period = the reference date)
+    SELECT m.grain, m.agency_code, m.period, m.patrol_zone, v.measure, v.ord, v.value
+    FROM (SELECT 'month' AS grain, agency_code, month AS period, patrol_zone, calls,
+                 cleared_by_charge, non_charge, consent_given, consent_declined,
+                 consent_not_asked, consent_unable_to_ask
+          FROM t_calls_monthly
+          UNION ALL
+          SELECT 'all_months', agency_code, {reference_date}::date, patrol_zone, calls,
+                 cleared_by_charge, non_charge, consent_given, consent_declined,
+                 consent_not_asked, consent_unable_to_ask
+          FROM t_calls_months_total) AS m
     CROSS JOIN LATERAL (VALUES
         ('calls', 1, m.calls), ('cleared_by_charge', 2, m.cleared_by_charge),
         ('non_charge', 3, m.non_charge), ('consent_given', 4, m.consent_given),

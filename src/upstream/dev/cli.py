@@ -117,7 +117,8 @@ def cmd_import_history(args) -> int:
 
         summary = history.import_history(
             args.start, args.end, agencies, landing=Path(args.landing) if args.landing else None,
-            progress=history.Progress(show), batch_files=args.batch_files,
+            progress=history.Progress(show),
+            batch_files=args.batch_files or history.BATCH_FILES,
             workers=args.workers)
     print(summary.render())
     if summary.nothing_found or summary.refused:
@@ -217,8 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--to", dest="end", type=_date, required=True)
     h.add_argument("--agencies", help="comma separated, default UPSTREAM_AGENCIES")
     h.add_argument("--landing", help="folder with <AGENCY>/ extracts, default UPSTREAM_LANDING_DIR")
-    h.add_argument("--batch-files", type=int, default=1000,
-                   help="files per batch (one GX checkpoint and at least one commit each)")
+    h.add_argument("--batch-files", type=_positive_int, default=None,
+                   help="files per batch (one GX checkpoint and at least one commit each); "
+                        "default 4000")
     h.add_argument("--workers", type=_positive_int, default=None,
                    help="agencies loaded at the same time, default UPSTREAM_IMPORT_WORKERS (2)")
     h.set_defaults(func=cmd_import_history)

@@ -29,7 +29,7 @@ from upstream.ingest.staging import (
 )
 from upstream.pseudonyms import set_pads
 from upstream.settings import Settings
-from upstream.warehouse.sql import read_sql, statement_folder
+from upstream.warehouse.sql import read_sql
 from upstream.warehouse.staging import (
     batch_files_table,
     drop_staging,
@@ -52,7 +52,6 @@ class _File:
     supersedes: bool = False
     header: ingest.Header | None = None
     rows: int = 0
-    first_row: int = 0
     result: ingest.LoadResult | None = None
 
 
@@ -302,18 +301,17 @@ class Batch:
 
         conn = self.conn
         began = time.perf_counter()
-        for statement in statement_folder("history/batch_files"):
-            conn.execute(statement)
-        with conn.cursor() as cur:
-            cur.executemany(read_sql("history/insert_batch_file.sql"),
-                            [(f.file_id, f.first_row, f.delivery.extract_date,
-                              f.delivery.generated_at, f.delivery.extract_date.year) for f in files])
-        # each file's first raw row: row numbers count from 1 per file, as nightly
-        conn.execute(sql.SQL(read_sql("history/batch_file_first_rows.sql")).format(raw=self.raw))
-        conn.execute(read_sql("history/analyze_batch_files.sql"))
         files_table = batch_files_table(self.key)
-        conn.execute(sql.SQL(read_sql("history/copy_batch_files.sql")).format(
-            files=files_table, raw=self.raw))
+        conn.execute(sql.SQL(read_sql("history/create_batch_files.sql")).format(files=files_table))
+        with conn.cursor() as cur:
+            cur.executemany(sql.SQL(read_sql("history/insert_batch_file.sql")).format(
+                files=files_table), [(f.file_id, f.delivery.extract_date, f.delivery.generated_at,
+                                      f.delivery.extract_date.year) for f in files])
+        # each file's first raw row: row numbers count from 1 per file, as nightly
+        conn.execute(sql.SQL(read_sql("history/batch_file_first_rows.sql")).format(
+            raw=self.raw, files=files_table))
+        conn.execute(sql.SQL(read_sql("history/analyze_batch_files.sql")).format(
+            raw=self.raw, files=files_table))
         pads = set_pads(conn)
         conn.execute(sql.SQL(read_sql("validate/typed_table.sql")).format(
             raw=self.raw, typed=self.typed, files=files_table,

@@ -1,1 +1,0 @@
-TRUNCATE pg_temp.hist_file
