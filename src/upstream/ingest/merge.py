@@ -14,13 +14,18 @@ from upstream.warehouse.sql import read_sql
 from upstream.warehouse.staging import typed_table
 
 
-def rederive_current_calls(conn: psycopg.Connection, *, large: bool = False) -> None:
+def rederive_current_calls(conn: psycopg.Connection, *, large: bool = False,
+                           analyze_core: bool = True) -> None:
     """core.call and core.contact for the incidents in pg_temp.affected_incident (shared by the
-    nightly merge and the history import's segment merge)."""
+    nightly merge and the history import's segment merge).
+
+    analyze_core=False leaves core's statistics to the caller, after its commit (see
+    analyze_core_tables)."""
     # Temp tables are never auto-analysed and a fresh warehouse looks empty to the
     # planner: without statistics the next statements pick nested loops.
     conn.execute(read_sql("load/analyze_affected_incidents.sql"))
-    conn.execute(read_sql("load/analyze_call_versions.sql"))
+    if analyze_core:
+        conn.execute(read_sql("load/analyze_call_versions.sql"))
     conn.execute(read_sql("load/current_winners.sql"))
     conn.execute(read_sql("load/analyze_current_winners.sql"))
     conn.execute(read_sql("load/update_current_calls.sql"))
@@ -34,9 +39,19 @@ def rederive_current_calls(conn: psycopg.Connection, *, large: bool = False) -> 
         conn.execute(read_sql("load/nestloop_on.sql"))
     # The contact and stale-row statements join core.call, just rewritten: with the old
     # statistics a large first load was planned as a nested loop (minutes at 1M rows).
-    conn.execute(read_sql("load/analyze_calls.sql"))
+    if analyze_core:
+        conn.execute(read_sql("load/analyze_calls.sql"))
     conn.execute(read_sql("load/drop_orphaned_current_calls.sql"))
     conn.execute(read_sql("load/refresh_contacts.sql"))
+
+
+def analyze_core_tables(conn: psycopg.Connection) -> None:
+    """core.call_version and core.call statistics (when enough changed, migration 008), each in
+    its own short transaction: ANALYZE holds its lock until commit, so inside a merge it made
+    a parallel history import's other worker wait for the whole rest of that merge."""
+    for statement in ("load/analyze_call_versions.sql", "load/analyze_calls.sql"):
+        conn.execute(read_sql(statement))
+        conn.commit()
 
 
 def supersede_day(conn: psycopg.Connection, file_id: int, delivery: Delivery) -> list[int]:
