@@ -30,12 +30,16 @@ FROM (
            {expected_agency}::text                          AS expected_agency,
            LEAST(f.generated_at, now())                     AS latest_allowed_at,
            f.extract_year                                   AS extract_year,
-           core.hmac_sha256_hex({inner_key}, {outer_key},
-                                'person:' || r.agency_code || ':' || r.victim_person_id)  AS victim_key,
-           core.hmac_sha256_hex({inner_key}, {outer_key},
-                                'person:' || r.agency_code || ':' || r.accused_person_id) AS accused_key,
-           core.hmac_sha256_hex({inner_key}, {outer_key},
-                                'address:' || r.agency_code || ':' || r.address_id)       AS address_key
+           -- core.hmac_sha256_hex written out: a SQL function whose arguments hold a
+           -- sub-select (the pads) is not inlined, and the call per row cost as much again as
+           -- the two hashes (200k rows: 0.69 s an HMAC column called, 0.33 s written out).
+           -- NULL in, NULL out, as the function (every step is strict).
+           encode(sha256({outer_key} || sha256({inner_key} || convert_to(
+               'person:' || r.agency_code || ':' || r.victim_person_id, 'UTF8'))), 'hex')  AS victim_key,
+           encode(sha256({outer_key} || sha256({inner_key} || convert_to(
+               'person:' || r.agency_code || ':' || r.accused_person_id, 'UTF8'))), 'hex') AS accused_key,
+           encode(sha256({outer_key} || sha256({inner_key} || convert_to(
+               'address:' || r.agency_code || ':' || r.address_id, 'UTF8'))), 'hex')       AS address_key
     FROM {raw} AS r
     JOIN {files} AS f USING (file_id)
     -- "unique within the file": duplicates per file by a grouped join, not a window (no sort

@@ -47,8 +47,8 @@ def rederive_current_calls(conn: psycopg.Connection, *, large: bool = False,
 
 def analyze_core_tables(conn: psycopg.Connection) -> None:
     """core.call_version and core.call statistics (when enough changed, migration 008), each in
-    its own short transaction: ANALYZE holds its lock until commit, so inside a merge it made
-    a parallel history import's other worker wait for the whole rest of that merge."""
+    its own short transaction: ANALYZE holds its lock until commit (inside a history merge it
+    made the import's other worker wait for the whole rest of that merge)."""
     for statement in ("load/analyze_call_versions.sql", "load/analyze_calls.sql"):
         conn.execute(read_sql(statement))
         conn.commit()

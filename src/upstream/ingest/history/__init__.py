@@ -36,6 +36,7 @@ from upstream.ingest.history.progress import (
     Progress,
     ProgressLogger,
 )
+from upstream.ingest.merge import analyze_core_tables
 from upstream.settings import Settings, load_settings
 from upstream.warehouse import db
 from upstream.warehouse.locks import lock_agency, unlock_agency
@@ -140,6 +141,12 @@ def import_history(start: date, end: date, agencies: Iterable[str] | None = None
     try:
         for part in _run_all(one_agency, todo, workers):
             summary.add(part)
+        if todo:
+            # Merges into a large core join by index probes and leave its statistics to
+            # here (Batch._merge); a killed import's rerun ends here too. Skipped when too
+            # little changed (core.analyze_for_load).
+            with summary.timed("statistics"), db.connect(url, role=db.LOADER) as conn:
+                analyze_core_tables(conn)
     finally:
         summary.seconds = time.monotonic() - began
     return summary
