@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -70,6 +71,22 @@ def verify_manifest(landing_dir: Path, agency: str, extract_date: date) -> Deliv
     """
     csv_path, manifest_path = delivery_paths(landing_dir, agency, extract_date)
     return verify_delivery_files(agency, extract_date, csv_path, manifest_path)
+
+
+def verify_manifests(landing_dir: Path, agency: str, days: list[date],
+                     readers: int = 8) -> list[Delivery | ManifestMissing | RefusedFile]:
+    """verify_manifest for many days (a history batch), in day order, each outcome a Delivery
+    or the exception it raised. Several readers: a history's files are mostly not in the page
+    cache, and one reader waited on the disk for most of the checks (3,650 days: 1.8 s of
+    3.1 s in read())."""
+    def check(d: date) -> Delivery | ManifestMissing | RefusedFile:
+        try:
+            return verify_manifest(landing_dir, agency, d)
+        except (ManifestMissing, RefusedFile) as exc:
+            return exc
+
+    with ThreadPoolExecutor(readers, thread_name_prefix=f"verify-{agency}") as pool:
+        return list(pool.map(check, days))
 
 
 def verify_delivery_files(agency: str, extract_date: date, csv_path: Path,

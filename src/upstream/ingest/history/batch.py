@@ -8,7 +8,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -21,6 +20,7 @@ from upstream.contract import COLUMNS
 from upstream.ingest.history.progress import ImportSummary, Progress
 from upstream.ingest.history.stream import Group, tagged_file
 from upstream.ingest.load import quarantine_refusal, quarantine_refuses
+from upstream.ingest.manifest import verify_manifests
 from upstream.ingest.merge import check_integrity, rederive_current_calls, supersede_day
 from upstream.ingest.staging import (
     copy_failure_message,
@@ -43,9 +43,6 @@ log = logging.getLogger("upstream.ingest.history")
 # GX keeps process-wide state (its project manager holds "the" current context), so agencies
 # importing in parallel threads take turns at their checkpoints (about 1 s a batch).
 _GX_TURN = threading.Lock()
-
-# Threads reading landing files for the manifest checks, per agency being imported.
-_READERS = 8
 
 
 @dataclass
@@ -139,19 +136,7 @@ class Batch:
     def _verify(self, days: list[date], files: list[_File]) -> None:
         conn, agency = self.conn, self.agency
         landing = self.settings.landing.dir
-
-        def check(d: date) -> ingest.Delivery | Exception:
-            try:
-                return ingest.verify_manifest(landing, agency, d)
-            except (ingest.ManifestMissing, ingest.RefusedFile) as exc:
-                return exc
-
-        # The manifest checks (sha256 included) read two small files a day: a history's
-        # files are mostly not in the page cache, and one reader at a time waited on the disk
-        # for most of this phase (3,650 days: 1.8 s of 3.1 s in read()). Several readers
-        # overlap those waits; the outcomes are taken in day order, one thread writing.
-        with ThreadPoolExecutor(_READERS, thread_name_prefix=f"verify-{agency}") as pool:
-            checked = list(pool.map(check, days))
+        checked = verify_manifests(landing, agency, days)  # the manifest checks, sha256 included
         for d, outcome in zip(days, checked, strict=True):
             try:
                 if isinstance(outcome, Exception):
