@@ -138,17 +138,15 @@ class Batch:
         landing = self.settings.landing.dir
         checked = verify_manifests(landing, agency, days)  # the manifest checks, sha256 included
         for d, outcome in zip(days, checked, strict=True):
-            try:
-                if isinstance(outcome, Exception):
-                    raise outcome
-                files.append(_File(outcome))
-            except ingest.ManifestMissing:
+            if isinstance(outcome, ingest.ManifestMissing):
                 self.summary.days_without_file += 1
                 self.progress.advance(files=1)
-            except ingest.RefusedFile as exc:
-                _record_refusal(conn, agency, d, landing, exc)
-                self.refuse(None, d, exc)
+            elif isinstance(outcome, ingest.RefusedFile):
+                _record_refusal(conn, agency, d, landing, outcome)
+                self.refuse(None, d, outcome)
                 self.progress.advance(files=1)
+            else:
+                files.append(_File(outcome))
         conn.commit()
 
     def _register(self, files: list[_File]) -> list[_File]:
