@@ -70,14 +70,10 @@ from upstream.dev.generate import COLUMNS  # noqa: E402  (stdlib-only module)
 
 
 def _create_db(server_url: str, name: str, migrate: bool) -> str:
-    import psycopg
-    from psycopg import sql
 
     from upstream.warehouse import db
 
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = db.with_database(server_url, name)
+    url = db.create_warehouse_database(server_url, name)
     if migrate:
         db.migrate(url)
     return url

@@ -58,9 +58,7 @@ def warehouse_url(server_url: str):
     from upstream.warehouse import db
 
     name = f"upstream_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = _with_db(server_url, name)
+    url = db.create_warehouse_database(server_url, name)
     db.migrate(url)
     yield url
     with psycopg.connect(server_url, autocommit=True) as conn:
@@ -140,7 +138,8 @@ def pytest_configure(config):
 # outcome tables, the evaluation measures and the release tier, the roles and the backup round
 # trip (routing's SQL is plain and runs in the first pass only).
 SERVER_PASS_MODULES = {"test_rules_sql.py", "test_load_semantics.py", "test_outcomes.py",
-                       "test_evaluation.py", "test_roles.py", "test_backup_restore.py"}
+                       "test_evaluation.py", "test_roles.py", "test_backup_restore.py",
+                       "test_warehouse_database.py"}
 
 
 # The longest modules start first, so the two xdist workers finish together instead of one

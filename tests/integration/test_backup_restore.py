@@ -67,9 +67,7 @@ def test_pg_dump_and_restore_round_trip(upstream_env, warehouse_url, server_url,
     subprocess.run([db.pg_tool("pg_dump", warehouse_url), "--format=custom",
                     f"--file={backup}", f"--dbname={warehouse_url}"], check=True, timeout=300)
     name = f"upstream_restored_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    restored = db.with_database(server_url, name)
+    restored = db.create_warehouse_database(server_url, name)  # as the runbook creates it
     try:
         subprocess.run([db.pg_tool("pg_restore", restored), "--exit-on-error",
                         f"--dbname={restored}", str(backup)], check=True, timeout=300)

@@ -114,9 +114,8 @@ def stack(server_url, tmp_path_factory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("scheduler")
     names = {k: f"upstream_sched_{k}_{uuid.uuid4().hex[:8]}" for k in ("airflow", "warehouse")}
     with psycopg.connect(server_url, autocommit=True) as conn:
-        for name in names.values():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    warehouse = db.with_database(server_url, names["warehouse"])
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(names["airflow"])))
+    warehouse = db.create_warehouse_database(server_url, names["warehouse"])
     db.migrate(warehouse)
     landing = root / "landing"
     for day in (OLD_DAY, OLD_BACKFILL_DAY, README_DAY, *README_BACKFILL_DAYS):

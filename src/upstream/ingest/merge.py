@@ -5,6 +5,8 @@ details of the incidents involved, check the references it must leave intact. On
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import psycopg
 from psycopg import sql
 
@@ -14,13 +16,43 @@ from upstream.warehouse.sql import read_sql
 from upstream.warehouse.staging import typed_table
 
 
-def rederive_current_calls(conn: psycopg.Connection, *, large: bool = False,
-                           analyze_core: bool = True) -> None:
-    """core.call and core.contact for the incidents in pg_temp.affected_incident (shared by the
-    nightly merge and the history import's segment merge).
+@dataclass(frozen=True)
+class JoinPolicy:
+    """How a merge joins the incidents it touches to core; the planner decides by default.
 
-    analyze_core=False leaves core's statistics to the caller, after its commit (see
-    analyze_core_tables)."""
+    large: a large segment into a core.call the planner thinks (nearly) empty: nested loops
+    off for the insert of new calls. index_probes: a segment small beside what core stores:
+    index probes only, and core's statistics wait for the caller (analyze_core_tables after
+    its commit)."""
+
+    large: bool = False
+    index_probes: bool = False
+
+
+def stored_call_estimate(conn: psycopg.Connection) -> float:
+    """The planner's idea of core.call's size (-1: never analysed)."""
+    return conn.execute(read_sql("load/current_call_estimate.sql")).fetchone()["n"]
+
+
+def join_policy(affected: int, stored: float) -> JoinPolicy:
+    """The history import's choice for a segment of `affected` incidents into a core.call of
+    (the planner's estimate) `stored` calls. Hash joins only while
+    core.call is small beside the segment (the planner's nested loop then was quadratic); into
+    millions of stored calls, index probes only: the planner hashed all of core.call_version
+    and core.call in four statements of every segment (20 agencies: 362 s -> 304 s). With the
+    joins fixed, core's statistics wait for the end of the import: analysed after every merge
+    they cost 2.4 s an agency at 4M calls."""
+    return JoinPolicy(large=affected > 10_000 and stored < 4 * affected,
+                      index_probes=stored >= 4 * affected)
+
+
+def rederive_current_calls(conn: psycopg.Connection, policy: JoinPolicy = JoinPolicy()) -> None:
+    """core.call and core.contact for the incidents in pg_temp.affected_incident (shared by the
+    nightly merge and the history import's segment merge)."""
+    analyze_core = not policy.index_probes
+    large = policy.large
+    if policy.index_probes:
+        conn.execute(read_sql("load/index_joins_only.sql"))
     # Temp tables are never auto-analysed and a fresh warehouse looks empty to the
     # planner: without statistics the next statements pick nested loops.
     conn.execute(read_sql("load/analyze_affected_incidents.sql"))

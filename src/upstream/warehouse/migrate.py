@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from upstream.settings import SQL_DIR
-from upstream.warehouse.connect import connect
+from upstream.warehouse.connect import collation_advice, connect
 from upstream.warehouse.locks import MIGRATION_LOCK
 from upstream.warehouse.sql import read_sql
 
@@ -30,6 +30,9 @@ def migrate(url: str | None = None) -> list[str]:
     """Apply numbered migrations not yet applied, each in its own transaction. Returns names."""
     applied_now: list[str] = []
     with connect(url) as conn:
+        advice = collation_advice(conn)
+        if advice:
+            log.warning("%s", advice)
         conn.execute(read_sql("warehouse/create_migration_table.sql"))
         conn.commit()
         # One migrator at a time (parallel test workers, two `make run`s).

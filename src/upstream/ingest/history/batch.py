@@ -21,7 +21,13 @@ from upstream.ingest.history.progress import ImportSummary, Progress
 from upstream.ingest.history.stream import Group, tagged_file
 from upstream.ingest.load import quarantine_refusal, quarantine_refuses
 from upstream.ingest.manifest import verify_manifests
-from upstream.ingest.merge import check_integrity, rederive_current_calls, supersede_day
+from upstream.ingest.merge import (
+    check_integrity,
+    join_policy,
+    rederive_current_calls,
+    stored_call_estimate,
+    supersede_day,
+)
 from upstream.ingest.staging import (
     copy_failure_message,
     copy_file,
@@ -387,18 +393,8 @@ class Batch:
                 supersede_day(conn, head.file_id, head.delivery)
             conn.execute(sql.SQL(read_sql("load/insert_call_versions.sql")).format(
                 typed=typed), params)
-            # Hash joins only while core.call is small beside the segment (the planner's
-            # nested loop then was quadratic); into millions of stored calls, index probes
-            # only: the planner hashed all of core.call_version and core.call in four
-            # statements of every segment (20 agencies: 362 s -> 304 s). With the joins
-            # fixed, core's statistics wait for the end of the import (import_history):
-            # analysed after every merge they cost 2.4 s an agency at 4M calls.
-            stored = conn.execute(read_sql("load/current_call_estimate.sql")).fetchone()["n"]
-            large = affected > 10_000 and stored < 4 * affected
-            probes = stored >= 4 * affected
-            if probes:
-                conn.execute(read_sql("load/index_joins_only.sql"))
-            rederive_current_calls(conn, large=large, analyze_core=not probes)
+            # core's statistics, when the policy leaves them, wait for import_history's end
+            rederive_current_calls(conn, join_policy(affected, stored_call_estimate(conn)))
             conn.execute(sql.SQL(read_sql("load/upsert_contacts.sql")).format(typed=typed),
                          params)
             check_integrity(conn, ids[0], f"{self.agency}: history merge")
