@@ -11,7 +11,7 @@ psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
 CREATE ROLE upstream_airflow LOGIN NOINHERIT PASSWORD :'airflow_pw';
 CREATE DATABASE airflow OWNER upstream_airflow;
 CREATE ROLE upstream LOGIN CREATEROLE PASSWORD :'upstream_pw';
--- byte-order text (include/sql/warehouse/create_database.sql says why)
+-- byte-order text (include/sql/warehouse/create_warehouse_database.sql says why)
 CREATE DATABASE upstream OWNER upstream TEMPLATE template0 LOCALE_PROVIDER libc LC_COLLATE 'C';
 REVOKE ALL ON DATABASE airflow FROM PUBLIC;
 SQL

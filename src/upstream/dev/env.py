@@ -99,7 +99,7 @@ def _airflow_metadata_url(settings: Settings) -> str:
     owned by and used through the least-privilege login upstream_airflow."""
 
     embedded = settings.with_changes(warehouse__url=None)
-    return least_privilege_metadata(db.ensure_database(db.AIRFLOW_DB, embedded))
+    return least_privilege_metadata(db.ensure_database(db.AIRFLOW_DB, embedded, warehouse=False))
 
 
 def least_privilege_metadata(superuser_url: str) -> str:

@@ -38,19 +38,24 @@ def server_url(settings: Settings | None = None) -> str:
 
 def create_warehouse_database(server: str, name: str) -> str:
     """Create warehouse database `name` on the server at `server` (byte-order collation, see
-    include/sql/warehouse/create_database.sql); return its URL."""
+    include/sql/warehouse/create_warehouse_database.sql); return its URL."""
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL(read_sql("warehouse/create_database.sql")).format(
+        conn.execute(sql.SQL(read_sql("warehouse/create_warehouse_database.sql")).format(
             database=sql.Identifier(name)))
     return with_database(server, name)
 
 
-def ensure_database(name: str, settings: Settings | None = None) -> str:
-    """Create database `name` on the embedded server if missing; return its URL."""
+def ensure_database(name: str, settings: Settings | None = None, *,
+                    warehouse: bool = True) -> str:
+    """Create database `name` on the embedded server if missing (a warehouse database, or with
+    the server's defaults); return its URL."""
     base = server_url(settings)
     with psycopg.connect(base, autocommit=True) as conn:
         exists = conn.execute(read_sql("warehouse/database_exists.sql"), (name,)).fetchone()
-    if not exists:
+        if not exists and not warehouse:
+            conn.execute(sql.SQL(read_sql("warehouse/create_database.sql")).format(
+                database=sql.Identifier(name)))
+    if not exists and warehouse:
         create_warehouse_database(base, name)
     return with_database(base, name)
 
