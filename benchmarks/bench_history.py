@@ -48,7 +48,7 @@ from bench_common import WORK, machine_info, start_server  # noqa: E402
 from upstream.contract import COLUMNS  # noqa: E402
 from upstream.dev import generate  # noqa: E402
 from upstream.dev.generate.files import fmt, manifest_doc  # noqa: E402
-from upstream.warehouse.db import create_warehouse_database, migrate  # noqa: E402
+from upstream.warehouse.db import create_database, migrate  # noqa: E402
 
 TZ = generate.TZ
 BASE = date(2000, 1, 3)
@@ -56,7 +56,7 @@ BASE = date(2000, 1, 3)
 
 def fresh_db(server: str) -> str:
     name = f"bench_history_{uuid.uuid4().hex[:8]}"
-    url = create_warehouse_database(server, name)
+    url = create_database(server, name, warehouse=True)
     migrate(url)
     return url
 

@@ -73,7 +73,7 @@ def _create_db(server_url: str, name: str, migrate: bool) -> str:
 
     from upstream.warehouse import db
 
-    url = db.create_warehouse_database(server_url, name)
+    url = db.create_database(server_url, name, warehouse=True)
     if migrate:
         db.migrate(url)
     return url

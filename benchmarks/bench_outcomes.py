@@ -270,7 +270,7 @@ def generate(server_url: str, name: str, ncalls: int, nagencies: int, reuse: boo
             pass
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    db.create_warehouse_database(server_url, name)
+    db.create_database(server_url, name, warehouse=True)
     db.migrate(url)
     ndays = (END - START).days + 1
     agencies = list(AGENCY_CODES[:nagencies])

@@ -63,10 +63,7 @@ def run_one(server_url: str, n: int, executor: str, concurrency: int) -> dict:
     if missing:
         shutil.rmtree(landing / missing)
     names = {k: f"bench_scale_{k}_{uuid.uuid4().hex[:6]}" for k in ("meta", "wh")}
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(names["meta"])))
-    urls = {"meta": db.with_database(server_url, names["meta"]),
-            "wh": db.create_warehouse_database(server_url, names["wh"])}
+    urls = {k: db.create_database(server_url, v, warehouse=k == "wh") for k, v in names.items()}
     db.migrate(urls["wh"])
     prefix = f"upstream-bench-{tag}:"
     result = {"agencies": n, "executor": executor}

@@ -58,7 +58,7 @@ def warehouse_url(server_url: str):
     from upstream.warehouse import db
 
     name = f"upstream_test_{uuid.uuid4().hex[:10]}"
-    url = db.create_warehouse_database(server_url, name)
+    url = db.create_database(server_url, name, warehouse=True)
     db.migrate(url)
     yield url
     with psycopg.connect(server_url, autocommit=True) as conn:

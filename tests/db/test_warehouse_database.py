@@ -1,4 +1,4 @@
-"""The warehouse database as create_warehouse_database makes it: text in byte order, the
+"""The warehouse database as create_database makes it: text in byte order, the
 server's character classes kept (the contract rules' regular expressions depend on them)."""
 
 from __future__ import annotations

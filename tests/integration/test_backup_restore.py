@@ -67,7 +67,7 @@ def test_pg_dump_and_restore_round_trip(upstream_env, warehouse_url, server_url,
     subprocess.run([db.pg_tool("pg_dump", warehouse_url), "--format=custom",
                     f"--file={backup}", f"--dbname={warehouse_url}"], check=True, timeout=300)
     name = f"upstream_restored_{uuid.uuid4().hex[:8]}"
-    restored = db.create_warehouse_database(server_url, name)  # as the runbook creates it
+    restored = db.create_database(server_url, name, warehouse=True)  # as the runbook creates it
     try:
         subprocess.run([db.pg_tool("pg_restore", restored), "--exit-on-error",
                         f"--dbname={restored}", str(backup)], check=True, timeout=300)

@@ -59,16 +59,6 @@ def _redis_or_skip():
     return client
 
 
-def _create_db(server_url: str, name: str, *, warehouse: bool) -> str:
-    from upstream.warehouse import db
-
-    if warehouse:
-        return db.create_warehouse_database(server_url, name)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return db.with_database(server_url, name)
-
-
 def _drop_db(server_url: str, name: str) -> None:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
@@ -136,7 +126,8 @@ def celery_run(server_url, airflow_db):
         cleanup.callback(lambda: [_drop_db(server_url, n) for n in names.values()])
         cleanup.callback(lambda: [redis_client.delete(k)
                                   for k in redis_client.scan_iter(match=prefix + "*")])
-        urls = {k: _create_db(server_url, n, warehouse=k != "meta") for k, n in names.items()}
+        urls = {k: db.create_database(server_url, n, warehouse=k != "meta")
+                for k, n in names.items()}
         for key in ("celery_wh", "local_wh"):
             db.migrate(urls[key])
         celery_outreach = cleanup.enter_context(

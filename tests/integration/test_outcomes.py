@@ -569,7 +569,7 @@ def test_rebuild_of_an_empty_warehouse(server_url):
     from upstream.warehouse import db
 
     name = f"upstream_empty_{uuid.uuid4().hex[:8]}"
-    url = db.create_warehouse_database(server_url, name)
+    url = db.create_database(server_url, name, warehouse=True)
     try:
         db.migrate(url)
         build = outcomes.rebuild_outcomes(url)

@@ -113,9 +113,8 @@ class Stack:
 def stack(server_url, tmp_path_factory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("scheduler")
     names = {k: f"upstream_sched_{k}_{uuid.uuid4().hex[:8]}" for k in ("airflow", "warehouse")}
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(names["airflow"])))
-    warehouse = db.create_warehouse_database(server_url, names["warehouse"])
+    db.create_database(server_url, names["airflow"], warehouse=False)
+    warehouse = db.create_database(server_url, names["warehouse"], warehouse=True)
     db.migrate(warehouse)
     landing = root / "landing"
     for day in (OLD_DAY, OLD_BACKFILL_DAY, README_DAY, *README_BACKFILL_DAYS):

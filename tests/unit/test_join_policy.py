@@ -23,4 +23,3 @@ from upstream.ingest.merge import JoinPolicy, join_policy
 ])
 def test_join_policy(affected: int, stored: float, expected: JoinPolicy) -> None:
     assert join_policy(affected, stored) == expected
-

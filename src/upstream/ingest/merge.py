@@ -36,9 +36,9 @@ def stored_call_estimate(conn: psycopg.Connection) -> float:
 
 def join_policy(affected: int, stored: float) -> JoinPolicy:
     """The history import's choice for a segment of `affected` incidents into a core.call of
-    (the planner's estimate) `stored` calls. Hash joins only while
-    core.call is small beside the segment (the planner's nested loop then was quadratic); into
-    millions of stored calls, index probes only: the planner hashed all of core.call_version
+    (the planner's estimate) `stored` calls. Hash joins only while core.call is small beside
+    the segment (the planner's nested loop then was quadratic); into millions of stored calls,
+    index probes only: the planner hashed all of core.call_version
     and core.call in four statements of every segment (20 agencies: 362 s -> 304 s). With the
     joins fixed, core's statistics wait for the end of the import: analysed after every merge
     they cost 2.4 s an agency at 4M calls."""
@@ -49,8 +49,7 @@ def join_policy(affected: int, stored: float) -> JoinPolicy:
 def rederive_current_calls(conn: psycopg.Connection, policy: JoinPolicy = JoinPolicy()) -> None:
     """core.call and core.contact for the incidents in pg_temp.affected_incident (shared by the
     nightly merge and the history import's segment merge)."""
-    analyze_core = not policy.index_probes
-    large = policy.large
+    analyze_core = not policy.index_probes  # else the caller's, after its commit
     if policy.index_probes:
         conn.execute(read_sql("load/index_joins_only.sql"))
     # Temp tables are never auto-analysed and a fresh warehouse looks empty to the
@@ -61,13 +60,13 @@ def rederive_current_calls(conn: psycopg.Connection, policy: JoinPolicy = JoinPo
     conn.execute(read_sql("load/current_winners.sql"))
     conn.execute(read_sql("load/analyze_current_winners.sql"))
     conn.execute(read_sql("load/update_current_calls.sql"))
-    if large:
+    if policy.large:
         # A large segment into a core.call the planner thinks (nearly) empty: it probed
         # core.call by an index of rows this very statement inserts, quadratic (78 s for
         # 30k calls, 1 s as a hash anti-join). Small segments keep their index probes.
         conn.execute(read_sql("load/nestloop_off.sql"))
     conn.execute(read_sql("load/insert_current_calls.sql"))
-    if large:
+    if policy.large:
         conn.execute(read_sql("load/nestloop_on.sql"))
     # The contact and stale-row statements join core.call, just rewritten: with the old
     # statistics a large first load was planned as a nested loop (minutes at 1M rows).

@@ -36,32 +36,31 @@ def server_url(settings: Settings | None = None) -> str:
     return embedded_server(settings.home).get_uri("postgres")
 
 
-def create_warehouse_database(server: str, name: str) -> str:
-    """Create warehouse database `name` on the server at `server` (byte-order collation, see
-    include/sql/warehouse/create_warehouse_database.sql); return its URL."""
+def create_database(server: str, name: str, *, warehouse: bool) -> str:
+    """Create database `name` on the server at `server`; return its URL. A warehouse database
+    sorts text in byte order (include/sql/warehouse/create_warehouse_database.sql says why);
+    any other (Airflow's metadata) takes the server's defaults."""
+    statement = "create_warehouse_database" if warehouse else "create_database"
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL(read_sql("warehouse/create_warehouse_database.sql")).format(
+        conn.execute(sql.SQL(read_sql(f"warehouse/{statement}.sql")).format(
             database=sql.Identifier(name)))
     return with_database(server, name)
 
 
 def ensure_database(name: str, settings: Settings | None = None, *,
                     warehouse: bool = True) -> str:
-    """Create database `name` on the embedded server if missing (a warehouse database, or with
-    the server's defaults); return its URL."""
+    """Create database `name` on the embedded server if missing; return its URL."""
     base = server_url(settings)
     with psycopg.connect(base, autocommit=True) as conn:
         exists = conn.execute(read_sql("warehouse/database_exists.sql"), (name,)).fetchone()
-        if not exists and not warehouse:
-            conn.execute(sql.SQL(read_sql("warehouse/create_database.sql")).format(
-                database=sql.Identifier(name)))
-    if not exists and warehouse:
-        create_warehouse_database(base, name)
-    return with_database(base, name)
+    if exists:
+        return with_database(base, name)
+    return create_database(base, name, warehouse=warehouse)
 
 
 def collation_advice(conn: psycopg.Connection) -> str | None:
-    """None when the connected database (a dict_row connection) sorts text in byte order; else what to do about it."""
+    """None when the connected database (a dict_row connection) sorts text in byte order;
+    else what to do about it."""
     row = conn.execute(read_sql("warehouse/database_collation.sql")).fetchone()
     collation, provider = row["collation"], row["provider"]
     if provider == "c" and collation in ("C", "POSIX"):

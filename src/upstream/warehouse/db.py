@@ -13,7 +13,7 @@ from upstream.warehouse.connect import (
     WAREHOUSE_DB,
     collation_advice,
     connect,
-    create_warehouse_database,
+    create_database,
     ensure_database,
     pg_tool,
     role_options,
@@ -28,6 +28,6 @@ from upstream.warehouse.migrate import migrate, migration_files
 from upstream.warehouse.sql import read_sql
 
 __all__ = ["AIRFLOW_DB", "ANALYST", "LOADER", "OUTCOMES", "ROUTER", "WAREHOUSE_DB",
-           "collation_advice", "connect", "create_warehouse_database", "embedded_server",
+           "collation_advice", "connect", "create_database", "embedded_server",
            "ensure_database", "migrate", "migration_files", "pg_tool", "read_sql", "role_options",
            "roles_enabled", "server_url", "sqlalchemy_url", "warehouse_url", "with_database"]
